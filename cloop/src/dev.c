@@ -1,0 +1,542 @@
+/* Block device: see dev.h. A block being made ready has one "pending"
+ * record; readers that want it wait on that record, so each block is
+ * loaded once however many readers ask. Workers do the CPU work (hash
+ * check of cached files, disk-cache writes, decompression) off the
+ * fetch thread and off the FUSE threads. */
+#include "dev.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "memcache.h"
+#include "util.h"
+
+enum job { JOB_LOAD, JOB_FETCHED };
+
+struct pending {
+	hc_fetch_req req;
+	struct hc_dev *dev;
+	uint64_t block;
+	int refs; /* the job system's one, plus each waiting reader */
+	int done, err;
+	struct hc_mblock *m;
+	/* job queue */
+	enum job job;
+	int fetch_err;
+	uint8_t *data;
+	struct pending *next;
+};
+
+struct jobq {
+	struct pending *head, *tail;
+};
+
+struct hc_dev {
+	char *url;
+	hc_index *idx;
+	struct hc_dev_opts o;
+	hc_fetcher *f;
+	hc_memcache *mc;
+	hc_diskcache *dc;
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond, job_cond;
+	struct pending **pend;
+	struct jobq urgent, background;
+	pthread_t *threads;
+	unsigned nthreads;
+	int stop;
+	uint64_t seq_next, ra_next;
+	uint64_t reads, bytes_read, read_errors, block_errors;
+};
+
+void hc_dev_opts_default(struct hc_dev_opts *o)
+{
+	hc_fetch_opts_default(&o->fetch);
+	o->mem_cache = 64 << 20;
+	o->readahead = 32;
+	o->workers = 2;
+}
+
+static int load_latest(const char *url, const char *name, const struct hc_fetch_opts *fo,
+		       hc_diskcache *dc, struct hc_latest *l, int *ret_cached, char *why,
+		       size_t whylen)
+{
+	char rel[HC_NAME_MAX + 32], *u;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	snprintf(rel, sizeof(rel), "index/%s/latest", name);
+	u = hc_url_join(url, rel);
+	r = u ? hc_fetch_file(u, fo, 4096, &buf, &len, why, whylen) : -ENOMEM;
+	free(u);
+	*ret_cached = 0;
+	if (r == -ENOENT) {
+		snprintf(why, whylen, "%s: no image \"%s\" in this store (no %s)", url, name, rel);
+		return r;
+	}
+	if (r < 0 && dc && hc_diskcache_get_file(dc, rel, 4096, &buf, &len) == 0) {
+		hc_warn("%s; using the cached index", why);
+		*ret_cached = 1;
+		r = 0;
+	}
+	if (r < 0)
+		return r;
+	r = hc_latest_parse((const char *)buf, len, l);
+	if (r < 0)
+		snprintf(why, whylen, "%s/%s: damaged latest pointer", url, rel);
+	else if (dc && !*ret_cached)
+		hc_diskcache_put_file(dc, rel, buf, len);
+	free(buf);
+	return r;
+}
+
+int hc_index_load(const char *url, const char *name, const char *version,
+		  const struct hc_fetch_opts *fo, hc_diskcache *dc, hc_index **ret, char *why,
+		  size_t whylen)
+{
+	struct hc_latest l = { 0 };
+	char rel[2 * HC_NAME_MAX + 16], *u;
+	const char *bad = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r, cached = 0, from_cache = 0;
+
+	if (!hc_name_valid(name) || (version && !hc_name_valid(version))) {
+		snprintf(why, whylen, "invalid image name or version");
+		return -EINVAL;
+	}
+	if (!version) {
+		r = load_latest(url, name, fo, dc, &l, &cached, why, whylen);
+		if (r < 0)
+			return r;
+		version = l.version;
+	}
+	snprintf(rel, sizeof(rel), "index/%s/%s", name, version);
+	/* A cached index whose digest the pointer names is as good as a
+	 * fresh one and spares a request. */
+	if (dc && hc_diskcache_get_file(dc, rel, HC_INDEX_MAX, &buf, &len) == 0) {
+		uint8_t sum[HC_SHA256_LEN];
+
+		hc_sha256(buf, len, sum);
+		from_cache = cached || (version == l.version && !memcmp(sum, l.digest, sizeof(sum)));
+		if (!from_cache) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	if (!from_cache) {
+		u = hc_url_join(url, rel);
+		r = u ? hc_fetch_file(u, fo, HC_INDEX_MAX, &buf, &len, why, whylen) : -ENOMEM;
+		free(u);
+		if (r == -ENOENT)
+			snprintf(why, whylen, "%s: image \"%s\" has no version \"%s\"", url, name,
+				 version);
+		if (r < 0 && dc && hc_diskcache_get_file(dc, rel, HC_INDEX_MAX, &buf, &len) == 0) {
+			hc_warn("%s; using the cached index", why);
+			from_cache = 1;
+			r = 0;
+		}
+		if (r < 0)
+			return r;
+	}
+	r = hc_index_parse(buf, len, ret, &bad);
+	if (r < 0) {
+		snprintf(why, whylen, "%s/%s: %s", url, rel, bad);
+	} else if (version == l.version && memcmp((*ret)->digest, l.digest, HC_SHA256_LEN)) {
+		/* A mirror caught between writing the index and the pointer. */
+		snprintf(why, whylen, "%s/%s: index does not match the latest pointer", url, rel);
+		hc_index_free(*ret);
+		r = -EBADMSG;
+	} else if (strcmp((*ret)->name, name) || strcmp((*ret)->version, version)) {
+		snprintf(why, whylen, "%s/%s: index names %s version %s", url, rel, (*ret)->name,
+			 (*ret)->version);
+		hc_index_free(*ret);
+		r = -EBADMSG;
+	} else if (dc && !from_cache) {
+		hc_diskcache_put_file(dc, rel, buf, len);
+	}
+	free(buf);
+	return r;
+}
+
+static void push_job(struct hc_dev *d, struct pending *p, enum job job)
+{
+	struct jobq *q = p->req.urgent ? &d->urgent : &d->background;
+
+	p->job = job;
+	p->next = NULL;
+	if (q->tail)
+		q->tail->next = p;
+	else
+		q->head = p;
+	q->tail = p;
+	pthread_cond_signal(&d->job_cond);
+}
+
+static struct pending *pop_job(struct hc_dev *d)
+{
+	struct jobq *q = d->urgent.head ? &d->urgent : &d->background;
+	struct pending *p = q->head;
+
+	if (p) {
+		q->head = p->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	return p;
+}
+
+static void pending_put(struct hc_dev *d, struct pending *p)
+{
+	if (--p->refs)
+		return;
+	if (p->m)
+		hc_memcache_release(d->mc, p->m);
+	free(p);
+}
+
+static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, int err)
+{
+	pthread_mutex_lock(&d->lock);
+	p->m = m;
+	p->err = err;
+	p->done = 1;
+	d->pend[p->block] = NULL;
+	if (err)
+		d->block_errors++;
+	pthread_cond_broadcast(&d->done_cond);
+	pending_put(d, p);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p,
+			     uint8_t *data)
+{
+	const struct hc_entry *e = &d->idx->entries[p->block];
+	struct hc_mblock *m = hc_mblock_new(p->block, hc_index_block_len(d->idx, p->block));
+	int r = m ? hc_block_decode(cc, e->codec, data, e->size, m->data, m->len) : -ENOMEM;
+
+	free(data);
+	if (r < 0) {
+		char rel[HC_BLOCK_PATH_LEN];
+
+		hc_block_path(e->hash, rel);
+		hc_err("block %llu (%s): does not decode as %s (%s); read returns EIO",
+		       (unsigned long long)p->block, rel, hc_codec_name(e->codec), strerror(-r));
+		hc_memcache_release(d->mc, m);
+		complete(d, p, NULL, -EIO);
+		return;
+	}
+	hc_memcache_put(d->mc, m);
+	complete(d, p, m, 0);
+}
+
+static void on_fetched(hc_fetch_req *req, int err, uint8_t *data, void *opaque)
+{
+	struct pending *p = opaque;
+	struct hc_dev *d = p->dev;
+
+	(void)req;
+	pthread_mutex_lock(&d->lock);
+	p->fetch_err = err;
+	p->data = data;
+	push_job(d, p, JOB_FETCHED);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
+{
+	const struct hc_entry *e = &d->idx->entries[p->block];
+	uint8_t *data = NULL;
+
+	if (p->job == JOB_LOAD) {
+		if (d->dc && hc_diskcache_get(d->dc, e->hash, e->size, &data) == 0) {
+			finish_with_data(d, cc, p, data);
+			return;
+		}
+		memcpy(p->req.hash, e->hash, HC_SHA256_LEN);
+		p->req.size = e->size;
+		p->req.block = p->block;
+		p->req.cb = on_fetched;
+		p->req.opaque = p;
+		hc_fetcher_submit(d->f, &p->req);
+		return;
+	}
+	if (p->fetch_err) {
+		if (p->fetch_err != -ECANCELED)
+			hc_err("%s; read returns EIO", p->req.why);
+		complete(d, p, NULL, -EIO);
+		return;
+	}
+	if (d->dc) {
+		int r = hc_diskcache_put(d->dc, e->hash, p->data, e->size);
+
+		if (r < 0)
+			hc_warn("cache: cannot store block %llu: %s", (unsigned long long)p->block,
+				strerror(-r));
+	}
+	finish_with_data(d, cc, p, p->data);
+}
+
+static void *worker(void *arg)
+{
+	struct hc_dev *d = arg;
+	hc_codec_ctx *cc = hc_codec_ctx_new();
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct pending *p = pop_job(d);
+
+		if (!p) {
+			if (d->stop)
+				break;
+			pthread_cond_wait(&d->job_cond, &d->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&d->lock);
+		run_job(d, cc, p);
+		pthread_mutex_lock(&d->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	hc_codec_ctx_free(cc);
+	return NULL;
+}
+
+/* With the lock held: starts loading block b unless it is cached or on
+ * its way; a reader's request promotes a background one. */
+static struct pending *request(struct hc_dev *d, uint64_t b, int urgent)
+{
+	struct pending *p = d->pend[b];
+
+	if (p) {
+		if (urgent && !p->req.urgent)
+			hc_fetcher_make_urgent(d->f, &p->req);
+		return p;
+	}
+	if (d->idx->entries[b].codec == HC_CODEC_ZERO || hc_memcache_contains(d->mc, b))
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->dev = d;
+	p->block = b;
+	p->refs = 1;
+	p->req.urgent = urgent;
+	d->pend[b] = p;
+	push_job(d, p, JOB_LOAD);
+	return p;
+}
+
+/* A referenced block, or NULL with *ret_err set. */
+static struct hc_mblock *get_block(struct hc_dev *d, uint64_t b, int *ret_err)
+{
+	struct hc_mblock *m;
+	struct pending *p;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		m = hc_memcache_get(d->mc, b);
+		if (m)
+			break;
+		p = request(d, b, 1);
+		if (!p && hc_memcache_contains(d->mc, b))
+			continue; /* cached between our look and the request */
+		if (!p) {
+			*ret_err = -ENOMEM;
+			break;
+		}
+		p->refs++;
+		while (!p->done)
+			pthread_cond_wait(&d->done_cond, &d->lock);
+		*ret_err = p->err;
+		m = p->m;
+		if (m)
+			hc_memcache_ref(d->mc, m);
+		pending_put(d, p);
+		break;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return m;
+}
+
+/* Sequential readers get the next blocks fetched before they ask: the
+ * window slides with them and each block is requested once. */
+static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
+{
+	uint64_t end;
+
+	if (!d->o.readahead)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (first + 1 >= d->seq_next && first <= d->seq_next + 1) {
+		end = last + d->o.readahead;
+		if (end >= d->idx->block_count)
+			end = d->idx->block_count - 1;
+		for (uint64_t b = d->ra_next > last ? d->ra_next : last + 1; b <= end; b++)
+			request(d, b, 0);
+		if (end + 1 > d->ra_next)
+			d->ra_next = end + 1;
+	}
+	d->seq_next = last + 1;
+	pthread_mutex_unlock(&d->lock);
+}
+
+ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
+{
+	const hc_index *idx = d->idx;
+	uint64_t first, last, end;
+	uint8_t *out = buf;
+	int err = 0;
+
+	if (off >= idx->image_size || len == 0)
+		return 0;
+	if (len > idx->image_size - off)
+		len = (size_t)(idx->image_size - off);
+	end = off + len;
+	first = off >> idx->block_shift;
+	last = (end - 1) >> idx->block_shift;
+	read_ahead(d, first, last);
+	if (last > first) {
+		/* All blocks of a long read at once, not one after another. */
+		pthread_mutex_lock(&d->lock);
+		for (uint64_t b = first + 1; b <= last; b++)
+			request(d, b, 1);
+		pthread_mutex_unlock(&d->lock);
+	}
+	for (uint64_t b = first; b <= last; b++) {
+		uint64_t bstart = b << idx->block_shift;
+		uint64_t from = off > bstart ? off - bstart : 0;
+		uint64_t bend = bstart + hc_index_block_len(idx, b);
+		size_t n = (size_t)((end < bend ? end : bend) - bstart - from);
+		struct hc_mblock *m;
+
+		if (idx->entries[b].codec == HC_CODEC_ZERO) {
+			memset(out, 0, n);
+		} else {
+			m = get_block(d, b, &err);
+			if (!m)
+				break;
+			memcpy(out, m->data + from, n);
+			hc_memcache_release(d->mc, m);
+		}
+		out += n;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->reads++;
+	if (err)
+		d->read_errors++;
+	else
+		d->bytes_read += len;
+	pthread_mutex_unlock(&d->lock);
+	return err ? -EIO : (ssize_t)len;
+}
+
+int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct hc_dev_opts *o,
+		hc_dev **ret)
+{
+	struct hc_dev *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->o = *o;
+	d->idx = idx;
+	d->dc = dc;
+	d->url = strdup(url);
+	d->pend = calloc(idx->block_count ? idx->block_count : 1, sizeof(*d->pend));
+	d->mc = hc_memcache_new(o->mem_cache, idx->block_count);
+	d->nthreads = o->workers ? o->workers : 1;
+	d->threads = calloc(d->nthreads, sizeof(*d->threads));
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->done_cond, NULL);
+	pthread_cond_init(&d->job_cond, NULL);
+	if (!d->url || !d->pend || !d->mc || !d->threads ||
+	    !(d->f = hc_fetcher_new(url, &o->fetch)))
+		goto fail;
+	for (unsigned i = 0; i < d->nthreads; i++)
+		if (pthread_create(&d->threads[i], NULL, worker, d)) {
+			d->nthreads = i;
+			goto fail;
+		}
+	*ret = d;
+	return 0;
+fail:
+	hc_dev_close(d);
+	return -ENOMEM;
+}
+
+void hc_dev_close(hc_dev *d)
+{
+	struct pending *p;
+
+	if (!d)
+		return;
+	/* Workers first (a load in progress may still submit), then the
+	 * fetcher, whose cancelled requests come back as jobs to drop. */
+	pthread_mutex_lock(&d->lock);
+	d->stop = 1;
+	pthread_cond_broadcast(&d->job_cond);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	hc_fetcher_free(d->f);
+	while ((p = pop_job(d))) {
+		if (p->job == JOB_FETCHED)
+			free(p->data);
+		d->pend[p->block] = NULL;
+		pending_put(d, p);
+	}
+	hc_memcache_free(d->mc);
+	pthread_cond_destroy(&d->done_cond);
+	pthread_cond_destroy(&d->job_cond);
+	pthread_mutex_destroy(&d->lock);
+	hc_index_free(d->idx);
+	free(d->threads);
+	free(d->pend);
+	free(d->url);
+	free(d);
+}
+
+const hc_index *hc_dev_index(const hc_dev *d)
+{
+	return d->idx;
+}
+
+int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
+{
+	struct hc_fetch_stats fs;
+	struct hc_memcache_stats ms;
+	struct hc_diskcache_stats ds = { 0 };
+	int n;
+
+	hc_fetcher_stats(d->f, &fs);
+	hc_memcache_stats(d->mc, &ms);
+	if (d->dc)
+		hc_diskcache_stats(d->dc, &ds);
+	pthread_mutex_lock(&d->lock);
+	n = snprintf(buf, len,
+		     "url %s\nimage %s\nversion %s\nserial %llu\nimage_bytes %llu\n"
+		     "block_size %llu\nreads %llu\nbytes_read %llu\nread_errors %llu\n"
+		     "block_errors %llu\nfetch_requests %llu\nfetched_blocks %llu\n"
+		     "fetched_bytes %llu\nfetch_retries %llu\nfetch_failures %llu\n"
+		     "in_flight %u\nqueued %u\nmem_hits %llu\nmem_misses %llu\n"
+		     "mem_bytes %llu\ndisk_hits %llu\ndisk_misses %llu\ndisk_bytes %llu\n"
+		     "disk_damaged %llu\ndisk_evictions %llu\n",
+		     d->url, d->idx->name, d->idx->version, (unsigned long long)d->idx->serial,
+		     (unsigned long long)d->idx->image_size,
+		     (unsigned long long)hc_index_block_size(d->idx), (unsigned long long)d->reads,
+		     (unsigned long long)d->bytes_read, (unsigned long long)d->read_errors,
+		     (unsigned long long)d->block_errors, (unsigned long long)fs.requests,
+		     (unsigned long long)fs.fetched, (unsigned long long)fs.bytes,
+		     (unsigned long long)fs.retries, (unsigned long long)fs.failures, fs.in_flight,
+		     fs.queued, (unsigned long long)ms.hits, (unsigned long long)ms.misses,
+		     (unsigned long long)ms.bytes, (unsigned long long)ds.hits,
+		     (unsigned long long)ds.misses, (unsigned long long)ds.bytes,
+		     (unsigned long long)ds.damaged, (unsigned long long)ds.evictions);
+	pthread_mutex_unlock(&d->lock);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}

@@ -1,0 +1,43 @@
+/* The block device: an index plus the memory cache, the disk cache and
+ * the fetcher, turned into pread() on the image. No FUSE here, so tests
+ * drive it directly. */
+#ifndef HC_DEV_H
+#define HC_DEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "diskcache.h"
+#include "fetch.h"
+#include "index.h"
+
+struct hc_dev_opts {
+	struct hc_fetch_opts fetch;
+	uint64_t mem_cache; /* bytes of decompressed blocks kept in memory */
+	unsigned readahead; /* blocks fetched ahead of a sequential reader */
+	unsigned workers; /* threads that verify, cache and decompress */
+};
+void hc_dev_opts_default(struct hc_dev_opts *o);
+
+/* Finds and checks an image's index: the latest version (version NULL)
+ * or a named one. With a disk cache, a fetched index is kept there and
+ * an unreachable store falls back to the cached one. */
+int hc_index_load(const char *url, const char *name, const char *version,
+		  const struct hc_fetch_opts *fo, hc_diskcache *dc, hc_index **ret, char *why,
+		  size_t whylen);
+
+typedef struct hc_dev hc_dev;
+
+/* Takes ownership of idx (and borrows dc, which may be NULL). Starts
+ * threads: call after any fork. */
+int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct hc_dev_opts *o,
+		hc_dev **ret);
+void hc_dev_close(hc_dev *d);
+const hc_index *hc_dev_index(const hc_dev *d);
+/* Bytes read (short only at the end of the image) or -EIO. */
+ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off);
+/* Human-readable counters, one "key value" per line. */
+int hc_dev_stats_text(hc_dev *d, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,384 @@
+/* Disk cache: see diskcache.h. An in-memory table of what is on disk
+ * drives eviction; file mtimes carry the use order across runs. */
+#include "diskcache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "util.h"
+
+struct node {
+	uint8_t hash[HC_SHA256_LEN];
+	uint32_t size;
+	int touched; /* mtime already bumped by this run */
+	double mtime; /* only while scanning */
+	struct node *prev, *next; /* LRU: head is the oldest */
+	struct node *chain;
+};
+
+struct hc_diskcache {
+	char *dir;
+	pthread_mutex_t lock;
+	uint64_t max, used;
+	struct node **buckets;
+	size_t nbuckets;
+	struct node *head, *tail;
+	struct hc_diskcache_stats st;
+};
+
+static size_t bucket_of(const hc_diskcache *dc, const uint8_t *hash)
+{
+	size_t h;
+
+	memcpy(&h, hash, sizeof(h));
+	return h & (dc->nbuckets - 1);
+}
+
+static struct node *find(hc_diskcache *dc, const uint8_t *hash)
+{
+	for (struct node *n = dc->buckets[bucket_of(dc, hash)]; n; n = n->chain)
+		if (!memcmp(n->hash, hash, HC_SHA256_LEN))
+			return n;
+	return NULL;
+}
+
+static void lru_unlink(hc_diskcache *dc, struct node *n)
+{
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		dc->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		dc->tail = n->prev;
+	n->prev = n->next = NULL;
+}
+
+static void lru_append(hc_diskcache *dc, struct node *n)
+{
+	n->prev = dc->tail;
+	n->next = NULL;
+	if (dc->tail)
+		dc->tail->next = n;
+	else
+		dc->head = n;
+	dc->tail = n;
+}
+
+static int grow(hc_diskcache *dc)
+{
+	size_t nb = dc->nbuckets ? dc->nbuckets * 2 : 1024;
+	struct node **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < dc->nbuckets; i++) {
+		struct node *n = dc->buckets[i], *next;
+
+		for (; n; n = next) {
+			size_t k;
+
+			next = n->chain;
+			memcpy(&k, n->hash, sizeof(k));
+			k &= nb - 1;
+			n->chain = b[k];
+			b[k] = n;
+		}
+	}
+	free(dc->buckets);
+	dc->buckets = b;
+	dc->nbuckets = nb;
+	return 0;
+}
+
+static struct node *insert(hc_diskcache *dc, const uint8_t *hash, uint32_t size)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	size_t b;
+
+	if (!n || (dc->st.files + 1 > dc->nbuckets && grow(dc) < 0)) {
+		free(n);
+		return NULL;
+	}
+	memcpy(n->hash, hash, HC_SHA256_LEN);
+	n->size = size;
+	b = bucket_of(dc, hash);
+	n->chain = dc->buckets[b];
+	dc->buckets[b] = n;
+	dc->used += size;
+	dc->st.files++;
+	return n;
+}
+
+static void path_of(hc_diskcache *dc, const uint8_t *hash, char *out, size_t len)
+{
+	char rel[HC_BLOCK_PATH_LEN];
+
+	hc_block_path(hash, rel);
+	snprintf(out, len, "%s/%s", dc->dir, rel);
+}
+
+static void remove_node(hc_diskcache *dc, struct node *n)
+{
+	struct node **pp = &dc->buckets[bucket_of(dc, n->hash)];
+	char path[PATH_MAX];
+
+	while (*pp != n)
+		pp = &(*pp)->chain;
+	*pp = n->chain;
+	lru_unlink(dc, n);
+	path_of(dc, n->hash, path, sizeof(path));
+	unlink(path);
+	dc->used -= n->size;
+	dc->st.files--;
+	free(n);
+}
+
+static void evict(hc_diskcache *dc)
+{
+	while (dc->head && dc->used > dc->max) {
+		remove_node(dc, dc->head);
+		dc->st.evictions++;
+	}
+}
+
+static int cmp_mtime(const void *a, const void *b)
+{
+	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
+
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* Files from one fan-out directory into the table; temporary files of a
+ * run that died are removed. */
+static void scan_dir(hc_diskcache *dc, const char *sub)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/blocks/%s", dc->dir, sub);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		uint8_t hash[HC_SHA256_LEN];
+		struct stat st;
+		struct node *n;
+
+		if (de->d_name[0] == '.' ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (strstr(de->d_name, ".tmp.") || hc_unhex(de->d_name, hash, HC_SHA256_LEN) < 0 ||
+		    st.st_size > (1 << HC_MAX_SHIFT) || find(dc, hash)) {
+			unlinkat(dirfd(d), de->d_name, 0);
+			continue;
+		}
+		n = insert(dc, hash, (uint32_t)st.st_size);
+		if (n)
+			n->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+	}
+	closedir(d);
+}
+
+static int scan(hc_diskcache *dc)
+{
+	struct node **all;
+	size_t k = 0;
+	char sub[3];
+
+	for (int i = 0; i < 256; i++) {
+		snprintf(sub, sizeof(sub), "%02x", i);
+		scan_dir(dc, sub);
+	}
+	all = malloc((dc->st.files ? dc->st.files : 1) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (size_t b = 0; b < dc->nbuckets; b++)
+		for (struct node *n = dc->buckets[b]; n; n = n->chain)
+			all[k++] = n;
+	qsort(all, k, sizeof(*all), cmp_mtime);
+	for (size_t i = 0; i < k; i++)
+		lru_append(dc, all[i]);
+	free(all);
+	evict(dc);
+	return 0;
+}
+
+int hc_diskcache_open(const char *dir, uint64_t max_bytes, hc_diskcache **ret)
+{
+	hc_diskcache *dc = calloc(1, sizeof(*dc));
+	char path[PATH_MAX];
+	int r = -ENOMEM;
+
+	if (!dc || !(dc->dir = strdup(dir)) || grow(dc) < 0)
+		goto fail;
+	pthread_mutex_init(&dc->lock, NULL);
+	dc->max = max_bytes;
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "%s/blocks/%02x", dir, i);
+		r = hc_mkdir_p(path, 0755);
+		if (r < 0)
+			goto fail;
+	}
+	r = scan(dc);
+	if (r < 0)
+		goto fail;
+	*ret = dc;
+	return 0;
+fail:
+	hc_diskcache_close(dc);
+	return r;
+}
+
+void hc_diskcache_close(hc_diskcache *dc)
+{
+	if (!dc)
+		return;
+	for (size_t b = 0; b < dc->nbuckets; b++) {
+		struct node *n = dc->buckets[b], *next;
+
+		for (; n; n = next) {
+			next = n->chain;
+			free(n);
+		}
+	}
+	free(dc->buckets);
+	free(dc->dir);
+	if (dc->nbuckets)
+		pthread_mutex_destroy(&dc->lock);
+	free(dc);
+}
+
+int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32_t size,
+		     uint8_t **ret)
+{
+	uint8_t sum[HC_SHA256_LEN], *buf = NULL;
+	char path[PATH_MAX];
+	struct node *n;
+	size_t len = 0;
+	int touch = 0, r;
+
+	pthread_mutex_lock(&dc->lock);
+	n = find(dc, hash);
+	if (!n) {
+		dc->st.misses++;
+		pthread_mutex_unlock(&dc->lock);
+		return -ENOENT;
+	}
+	lru_unlink(dc, n);
+	lru_append(dc, n);
+	if (!n->touched)
+		touch = n->touched = 1;
+	pthread_mutex_unlock(&dc->lock);
+
+	path_of(dc, hash, path, sizeof(path));
+	/* Read and hash outside the lock: it is the slow part. */
+	r = hc_read_file(path, &buf, &len, size);
+	if (r == 0) {
+		hc_sha256(buf, len, sum);
+		if (len != size || memcmp(sum, hash, HC_SHA256_LEN))
+			r = -EBADMSG;
+	}
+	if (r == 0 && touch)
+		utimensat(AT_FDCWD, path, NULL, 0);
+
+	pthread_mutex_lock(&dc->lock);
+	if (r == 0) {
+		dc->st.hits++;
+	} else {
+		/* Evicted by another mount, lost in a crash or damaged on disk:
+		 * all the same to the caller, a miss. */
+		if (r == -EBADMSG) {
+			dc->st.damaged++;
+			hc_warn("cache: %s is damaged; removed", path);
+		}
+		n = find(dc, hash);
+		if (n)
+			remove_node(dc, n);
+		dc->st.misses++;
+		free(buf);
+		r = -ENOENT;
+	}
+	pthread_mutex_unlock(&dc->lock);
+	if (r == 0)
+		*ret = buf;
+	return r;
+}
+
+int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const uint8_t *data,
+		     uint32_t size)
+{
+	char path[PATH_MAX];
+	struct node *n;
+	int r;
+
+	if (size > dc->max)
+		return 0;
+	pthread_mutex_lock(&dc->lock);
+	n = find(dc, hash);
+	pthread_mutex_unlock(&dc->lock);
+	if (n)
+		return 0;
+	path_of(dc, hash, path, sizeof(path));
+	/* No fsync: a block torn by a crash fails its hash check on the next
+	 * read and is dropped, which is as good as never written. */
+	r = hc_write_atomic(path, data, size, 0);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&dc->lock);
+	n = find(dc, hash);
+	if (!n) {
+		n = insert(dc, hash, size);
+		if (n) {
+			n->touched = 1;
+			lru_append(dc, n);
+			dc->st.stores++;
+		}
+		evict(dc);
+	}
+	pthread_mutex_unlock(&dc->lock);
+	return n ? 0 : -ENOMEM;
+}
+
+int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, size_t len)
+{
+	char path[PATH_MAX], *slash;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", dc->dir, rel);
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	r = hc_mkdir_p(path, 0755);
+	*slash = '/';
+	return r < 0 ? r : hc_write_atomic(path, data, len, 0);
+}
+
+int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,
+			  size_t *ret_len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dc->dir, rel);
+	return hc_read_file(path, ret, ret_len, max);
+}
+
+void hc_diskcache_stats(hc_diskcache *dc, struct hc_diskcache_stats *ret)
+{
+	pthread_mutex_lock(&dc->lock);
+	*ret = dc->st;
+	ret->bytes = dc->used;
+	ret->max_bytes = dc->max;
+	pthread_mutex_unlock(&dc->lock);
+}

@@ -1,0 +1,35 @@
+/* On-disk cache of block files, laid out like a store (blocks/ab/HASH),
+ * shared by mounts and boots, bounded in size with least-recently-used
+ * eviction. Crash safety: files appear only by rename, and every read
+ * re-checks the SHA-256 name, so a block is whole and verified or absent;
+ * a damaged one is removed and reported as a miss. */
+#ifndef HC_DISKCACHE_H
+#define HC_DISKCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+typedef struct hc_diskcache hc_diskcache;
+
+/* Creates dir if needed and scans what an earlier run left. */
+int hc_diskcache_open(const char *dir, uint64_t max_bytes, hc_diskcache **ret);
+void hc_diskcache_close(hc_diskcache *dc);
+/* 0 with the verified file in *ret (malloc'ed), or -ENOENT. */
+int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32_t size,
+		     uint8_t **ret);
+/* data must already be verified against hash. */
+int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const uint8_t *data,
+		     uint32_t size);
+/* Small metadata files (indexes) outside the size budget. */
+int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, size_t len);
+int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,
+			  size_t *ret_len);
+
+struct hc_diskcache_stats {
+	uint64_t hits, misses, stores, evictions, damaged, bytes, files, max_bytes;
+};
+void hc_diskcache_stats(hc_diskcache *dc, struct hc_diskcache_stats *ret);
+
+#endif

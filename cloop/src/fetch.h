@@ -1,0 +1,69 @@
+/* Fetching block files from a store URL: one thread drives libcurl's
+ * multi interface (keep-alive, many transfers in flight, HTTP/2 where
+ * offered), checks each body's length and SHA-256, and retries
+ * transient failures with backoff. Nothing unverified leaves here. */
+#ifndef HC_FETCH_H
+#define HC_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sha256.h"
+
+struct hc_fetch_opts {
+	unsigned connections; /* transfers in flight at most */
+	double timeout; /* seconds to connect, or without a byte, before giving up */
+	unsigned retries; /* further attempts after the first */
+	double backoff; /* seconds before the first retry; doubles each time */
+};
+void hc_fetch_opts_default(struct hc_fetch_opts *o);
+
+typedef struct hc_fetcher hc_fetcher;
+typedef struct hc_fetch_req hc_fetch_req;
+
+/* Called on the fetch thread; must not block. On success data holds the
+ * verified file and belongs to the callee; on failure err < 0, data is
+ * NULL and req->why says what went wrong. */
+typedef void (*hc_fetch_cb)(hc_fetch_req *req, int err, uint8_t *data, void *opaque);
+
+struct hc_fetch_req {
+	uint8_t hash[HC_SHA256_LEN];
+	uint32_t size;
+	uint64_t block; /* for log lines only */
+	int urgent; /* a reader waits: goes ahead of background fetches */
+	hc_fetch_cb cb;
+	void *opaque;
+	char why[512];
+	/* private to fetch.c */
+	struct hc_fetch_req *next, *prev;
+	int queue;
+	unsigned attempts;
+	double not_before;
+	uint8_t *buf;
+	size_t got;
+	int overflow;
+};
+
+hc_fetcher *hc_fetcher_new(const char *base_url, const struct hc_fetch_opts *o);
+/* Stops the thread; pending requests complete with -ECANCELED. */
+void hc_fetcher_free(hc_fetcher *f);
+void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *req);
+/* A reader now waits for a queued background request: move it ahead. */
+void hc_fetcher_make_urgent(hc_fetcher *f, hc_fetch_req *req);
+
+struct hc_fetch_stats {
+	uint64_t requests, fetched, bytes, retries, failures;
+	unsigned in_flight, queued;
+};
+void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *ret);
+
+/* One small file (index, latest pointer) with the same timeouts and
+ * retries. -ENOENT when the server says it does not exist. */
+int hc_fetch_file(const char *url, const struct hc_fetch_opts *o, size_t max, uint8_t **ret,
+		  size_t *ret_len, char *why, size_t whylen);
+
+/* curl_global_init before any thread starts. */
+int hc_fetch_global_init(void);
+void hc_fetch_global_cleanup(void);
+
+#endif

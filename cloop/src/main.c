@@ -1,0 +1,359 @@
+/* hcloop command line: make, mount, info, verify. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "index.h"
+#include "make.h"
+#include "mount.h"
+#include "tools.h"
+#include "util.h"
+
+#define HCLOOP_VERSION "1.0"
+
+static const char usage[] =
+	"Usage: hcloop COMMAND [OPTIONS] ARGS\n"
+	"\n"
+	"Streams a block-device image from static files on any web server: the image\n"
+	"is cut into fixed-size blocks, each compressed and stored once under the\n"
+	"SHA-256 of its contents; an index per image version lists them.\n"
+	"\n"
+	"Commands:\n"
+	"  make [OPTIONS] IMAGE STORE_DIR NAME [VERSION]\n"
+	"      Add IMAGE (a file or block device) to the store as NAME, version\n"
+	"      VERSION (default: the next serial number), and point NAME's latest\n"
+	"      version at it. Only blocks the store lacks are written.\n"
+	"      -b, --block-size SIZE  block size, a power of two, 4K..4M (128K)\n"
+	"      -c, --compress ALG     zstd, zlib or none (zstd)\n"
+	"      -l, --level N          compression level (zstd 3, zlib 6)\n"
+	"      -j, --jobs N           worker threads (number of CPUs)\n"
+	"      -m, --mirror URL       record a mirror URL in the index (repeatable)\n"
+	"          --force            replace an existing version with other contents\n"
+	"          --no-latest        do not move the latest pointer\n"
+	"      -q, --quiet            no progress or summary\n"
+	"      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
+	"\n"
+	"  mount [OPTIONS] URL NAME MOUNTPOINT\n"
+	"      Expose image NAME of the store at URL (http://, https://, file:// or a\n"
+	"      directory) as the read-only file MOUNTPOINT/NAME, for losetup -r or\n"
+	"      mount -o ro,loop; MOUNTPOINT/.stats shows live counters. Returns once\n"
+	"      mounted; unmount with fusermount3 -u MOUNTPOINT, umount or SIGTERM.\n"
+	"      -V, --version V        mount version V instead of the latest\n"
+	"      -C, --cache-dir DIR    keep verified blocks in DIR across mounts; with\n"
+	"                             every block cached no network is needed\n"
+	"      -S, --cache-size SIZE  bound of the disk cache (1G)\n"
+	"      -M, --mem-cache SIZE   decompressed blocks kept in memory (64M)\n"
+	"      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
+	"      -n, --connections N    HTTP transfers in flight (8)\n"
+	"      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
+	"      -R, --retries N        retries of a failed block fetch (4)\n"
+	"      -f, --foreground       stay in the foreground\n"
+	"          --rootfs           the mount backs the root filesystem: survive\n"
+	"                             switch_root and the new init (argv[0] '@')\n"
+	"          --allow-other      let other users read the mount\n"
+	"      -o OPTIONS             extra FUSE mount options\n"
+	"          --log FILE         log here once in the background (default: the\n"
+	"                             standard error the command started with)\n"
+	"\n"
+	"  info [--file INDEX] [URL NAME [VERSION]]\n"
+	"      Print an index: sizes, blocks, compression, sections.\n"
+	"\n"
+	"  verify [-q] URL NAME [VERSION]\n"
+	"      Fetch every block of an index, check its SHA-256 name and that it\n"
+	"      decodes; exit status 1 if any block is missing or bad.\n"
+	"\n"
+	"Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
+	"Exit status: 0 success, 1 failure, 2 usage error.\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "hcloop: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'hcloop --help'.\n");
+	return 2;
+}
+
+static int size_arg(const char *s, uint64_t *ret)
+{
+	return hc_parse_size(s, ret) < 0 ? usage_error("bad size: %s", s) : 0;
+}
+
+static int uint_arg(const char *s, uint64_t max, unsigned *ret)
+{
+	uint64_t v;
+
+	if (hc_parse_uint(s, max, &v) < 0)
+		return usage_error("bad number: %s", s);
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static int cmd_make(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "block-size", 1, NULL, 'b' }, { "compress", 1, NULL, 'c' },
+		{ "level", 1, NULL, 'l' },	{ "jobs", 1, NULL, 'j' },
+		{ "mirror", 1, NULL, 'm' },	{ "force", 0, NULL, 'F' },
+		{ "no-latest", 0, NULL, 'N' },	{ "quiet", 0, NULL, 'q' },
+		{ "verbose", 0, NULL, 'v' },	{ "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hc_make_opts o = { .block_shift = HC_DEFAULT_SHIFT, .codec = HC_CODEC_ZSTD };
+	const char **mirrors = calloc((size_t)argc, sizeof(char *));
+	struct hc_make_stats st;
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t v;
+	int c, quiet = 0, level = -1, r;
+
+	o.threads = n > 0 ? (unsigned)n : 1;
+	while ((c = getopt_long(argc, argv, "b:c:l:j:m:qvh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (size_arg(optarg, &v))
+				return 2;
+			if (v < 4096 || v > (4u << 20) || (v & (v - 1)))
+				return usage_error("block size must be a power of two, 4K..4M: %s",
+						   optarg);
+			o.block_shift = (unsigned)__builtin_ctzll(v);
+			break;
+		case 'c':
+			if ((r = hc_codec_from_name(optarg)) < 0)
+				return usage_error("unknown compression: %s", optarg);
+			o.codec = (unsigned)r;
+			break;
+		case 'l':
+			if (hc_parse_uint(optarg, 22, &v) < 0)
+				return usage_error("bad level: %s", optarg);
+			level = (int)v;
+			break;
+		case 'j':
+			if (uint_arg(optarg, 256, &o.threads) || !o.threads)
+				return usage_error("bad job count: %s", optarg);
+			break;
+		case 'm':
+			mirrors[o.nmirrors++] = optarg;
+			break;
+		case 'F':
+			o.force = 1;
+			break;
+		case 'N':
+			o.no_latest = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			hc_log_init("hcloop", hc_log_level() + 1);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return usage_error("%s", "bad option for make");
+		}
+	}
+	if (argc - optind < 3 || argc - optind > 4)
+		return usage_error("%s", "make needs IMAGE STORE_DIR NAME [VERSION]");
+	o.image = argv[optind];
+	o.store = argv[optind + 1];
+	o.name = argv[optind + 2];
+	o.version = argc - optind == 4 ? argv[optind + 3] : NULL;
+	o.level = level >= 0 ? level : hc_codec_default_level(o.codec);
+	if (o.codec == HC_CODEC_ZLIB && o.level > 9)
+		return usage_error("zlib levels are 0..9: %s", "");
+	o.mirrors = mirrors;
+	o.progress = !quiet && isatty(2);
+	o.created = (uint64_t)time(NULL);
+	if (sde && hc_parse_uint(sde, UINT64_MAX, &v) == 0)
+		o.created = v;
+	r = hc_make(&o, &st);
+	if (r == 0 && !quiet)
+		hc_make_print_summary(&o, &st);
+	free(mirrors);
+	return r == 0 ? 0 : 1;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	enum { O_ROOTFS = 256, O_ALLOW, O_LOG };
+	static const struct option lo[] = {
+		{ "version", 1, NULL, 'V' },	 { "cache-dir", 1, NULL, 'C' },
+		{ "cache-size", 1, NULL, 'S' },	 { "mem-cache", 1, NULL, 'M' },
+		{ "readahead", 1, NULL, 'r' },	 { "connections", 1, NULL, 'n' },
+		{ "timeout", 1, NULL, 't' },	 { "retries", 1, NULL, 'R' },
+		{ "foreground", 0, NULL, 'f' },	 { "rootfs", 0, NULL, O_ROOTFS },
+		{ "allow-other", 0, NULL, O_ALLOW }, { "log", 1, NULL, O_LOG },
+		{ "verbose", 0, NULL, 'v' },	 { "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
+	char *url, *end;
+	int c, r;
+
+	hc_dev_opts_default(&o.dev);
+	while ((c = getopt_long(argc, argv, "V:C:S:M:r:n:t:R:fo:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'V':
+			o.version = optarg;
+			break;
+		case 'C':
+			o.cache_dir = optarg;
+			break;
+		case 'S':
+			if (size_arg(optarg, &o.cache_size))
+				return 2;
+			break;
+		case 'M':
+			if (size_arg(optarg, &o.dev.mem_cache))
+				return 2;
+			break;
+		case 'r':
+			if (uint_arg(optarg, 4096, &o.dev.readahead))
+				return 2;
+			break;
+		case 'n':
+			if (uint_arg(optarg, 256, &o.dev.fetch.connections) || !o.dev.fetch.connections)
+				return usage_error("bad connection count: %s", optarg);
+			break;
+		case 't':
+			o.dev.fetch.timeout = strtod(optarg, &end);
+			if (*end || !(o.dev.fetch.timeout > 0 && o.dev.fetch.timeout < 86400))
+				return usage_error("bad timeout: %s", optarg);
+			break;
+		case 'R':
+			if (uint_arg(optarg, 30, &o.dev.fetch.retries))
+				return 2;
+			break;
+		case 'f':
+			o.foreground = 1;
+			break;
+		case 'o':
+			o.fuse_opts = optarg;
+			break;
+		case O_ROOTFS:
+			o.rootfs = 1;
+			break;
+		case O_ALLOW:
+			o.allow_other = 1;
+			break;
+		case O_LOG:
+			o.log_file = optarg;
+			break;
+		case 'v':
+			hc_log_init("hcloop", hc_log_level() + 1);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return usage_error("%s", "bad option for mount");
+		}
+	}
+	if (argc - optind != 3)
+		return usage_error("%s", "mount needs URL NAME MOUNTPOINT");
+	url = hc_url_from_arg(argv[optind]);
+	if (!url) {
+		hc_err("%s: %s", argv[optind], strerror(errno));
+		return 1;
+	}
+	o.url = url;
+	o.name = argv[optind + 1];
+	o.mountpoint = argv[optind + 2];
+	r = hc_mount_main(&o, argv[0]);
+	free(url);
+	return r;
+}
+
+static int cmd_info_verify(int argc, char **argv, int verify)
+{
+	static const struct option lo[] = {
+		{ "file", 1, NULL, 'F' },    { "quiet", 0, NULL, 'q' }, { "timeout", 1, NULL, 't' },
+		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+	};
+	struct hc_fetch_opts fo;
+	const char *file = NULL;
+	char *url = NULL, *end;
+	int c, r, quiet = 0, nargs;
+
+	hc_fetch_opts_default(&fo);
+	while ((c = getopt_long(argc, argv, "F:qt:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'F':
+			if (verify)
+				return usage_error("%s", "verify takes URL NAME [VERSION]");
+			file = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 't':
+			fo.timeout = strtod(optarg, &end);
+			if (*end || !(fo.timeout > 0))
+				return usage_error("bad timeout: %s", optarg);
+			break;
+		case 'v':
+			hc_log_init("hcloop", hc_log_level() + 1);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return usage_error("%s", "bad option");
+		}
+	}
+	nargs = argc - optind;
+	if (file ? nargs != 0 : (nargs < 2 || nargs > 3))
+		return usage_error("%s", verify ? "verify needs URL NAME [VERSION]" :
+						  "info needs URL NAME [VERSION] or --file INDEX");
+	if (!file) {
+		url = hc_url_from_arg(argv[optind]);
+		if (!url) {
+			hc_err("%s: %s", argv[optind], strerror(errno));
+			return 1;
+		}
+	}
+	if (verify)
+		r = hc_verify_main(url, argv[optind + 1], nargs == 3 ? argv[optind + 2] : NULL, &fo,
+				   !quiet && isatty(2));
+	else
+		r = hc_info_main(url, file ? NULL : argv[optind + 1],
+				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo);
+	free(url);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	hc_log_init("hcloop", HC_LOG_INFO);
+	if (!cmd)
+		return usage_error("%s", "missing command");
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("hcloop %s\n", HCLOOP_VERSION);
+		return 0;
+	}
+	/* Subcommands parse from their own name on. */
+	argv[1] = argv[0];
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "make"))
+		return cmd_make(argc, argv);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc, argv);
+	if (!strcmp(cmd, "info"))
+		return cmd_info_verify(argc, argv, 0);
+	if (!strcmp(cmd, "verify"))
+		return cmd_info_verify(argc, argv, 1);
+	return usage_error("unknown command: %s", cmd);
+}

@@ -1,0 +1,332 @@
+/* FUSE front end: a read-only directory holding the image as one file
+ * (for losetup -r / mount -o ro,loop) and ".stats" with live counters.
+ * Handlers end in exactly one fuse_reply_*; -errno from below becomes the
+ * reply's error here and nowhere else. */
+#define FUSE_USE_VERSION 312
+#include "mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "diskcache.h"
+#include "util.h"
+
+enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
+#define STATS_NAME ".stats"
+#define STATS_MAX 4096
+
+struct fs {
+	hc_dev *dev;
+	const hc_index *idx; /* for attributes before the device starts */
+	time_t mtime;
+};
+
+static int fill_attr(struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_mtime = st->st_ctime = st->st_atime = fs->mtime;
+	switch (ino) {
+	case INO_ROOT:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		return 0;
+	case INO_IMAGE:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)fs->idx->image_size;
+		st->st_blksize = (blksize_t)hc_index_block_size(fs->idx);
+		st->st_blocks = (blkcnt_t)((fs->idx->image_size + 511) / 512);
+		return 0;
+	case INO_STATS:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = 0; /* direct_io: read until EOF */
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	if (parent != INO_ROOT) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (!strcmp(name, fs->idx->name))
+		e.ino = INO_IMAGE;
+	else if (!strcmp(name, STATS_NAME))
+		e.ino = INO_STATS;
+	else {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	/* Nothing here ever changes while mounted. */
+	e.attr_timeout = e.entry_timeout = 86400;
+	fill_attr(fs, e.ino, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	(void)fi;
+	if (fill_attr(fuse_req_userdata(req), ino, &st) < 0)
+		fuse_reply_err(req, ENOENT);
+	else
+		fuse_reply_attr(req, &st, 86400);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	const char *names[] = { ".", "..", fs->idx->name, STATS_NAME };
+	const fuse_ino_t inos[] = { INO_ROOT, INO_ROOT, INO_IMAGE, INO_STATS };
+	char buf[1024];
+	size_t used = 0;
+
+	(void)fi;
+	if (ino != INO_ROOT) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	for (off_t i = off; i < 4; i++) {
+		struct stat st;
+		size_t n;
+
+		fill_attr(fs, inos[i], &st);
+		n = fuse_add_direntry(req, buf + used, sizeof(buf) - used, names[i], &st, i + 1);
+		if (n > sizeof(buf) - used || used + n > size)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	char *snap;
+	int n;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (ino == INO_IMAGE) {
+		fi->keep_cache = 1; /* immutable: the page cache stays valid */
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if (ino != INO_STATS) {
+		fuse_reply_err(req, ino == INO_ROOT ? EISDIR : ENOENT);
+		return;
+	}
+	/* One snapshot per open, so a reader sees consistent counters. */
+	snap = malloc(STATS_MAX);
+	n = snap ? hc_dev_stats_text(fs->dev, snap, STATS_MAX) : -ENOMEM;
+	if (n < 0) {
+		free(snap);
+		fuse_reply_err(req, -n);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)snap;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	ssize_t n;
+	char *buf;
+
+	if (ino == INO_STATS) {
+		const char *snap = (const char *)(uintptr_t)fi->fh;
+		size_t len = strlen(snap);
+
+		if ((size_t)off >= len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, snap + off, len - (size_t)off < size ? len - (size_t)off : size);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = hc_dev_read(fs->dev, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ino == INO_STATS)
+		free((void *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Let the kernel read ahead as far as it may, in parallel. */
+	conn->max_readahead = conn->max_readahead ? conn->max_readahead : 1 << 20;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+};
+
+static int make_args(const struct hc_mount_opts *o, struct fuse_args *args)
+{
+	char *opts;
+	int r;
+
+	r = asprintf(&opts, "ro,default_permissions,fsname=hcloop:%s,subtype=hcloop%s%s%s",
+		     o->name, o->allow_other ? ",allow_other" : "", o->fuse_opts ? "," : "",
+		     o->fuse_opts ? o->fuse_opts : "");
+	if (r < 0)
+		return -ENOMEM;
+	r = fuse_opt_add_arg(args, "hcloop");
+	if (r == 0)
+		r = fuse_opt_add_arg(args, "-o");
+	if (r == 0)
+		r = fuse_opt_add_arg(args, opts);
+	free(opts);
+	return r ? -ENOMEM : 0;
+}
+
+/* The daemon keeps the caller's stderr (a terminal, or the console during
+ * boot) for its log, since fuse_daemonize points fd 2 at /dev/null. */
+static FILE *open_log(const struct hc_mount_opts *o)
+{
+	int fd;
+
+	if (o->log_file)
+		return fopen(o->log_file, "ae");
+	fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	return fd < 0 ? NULL : fdopen(fd, "a");
+}
+
+static int serve(const struct hc_mount_opts *o, struct fs *fs, hc_index *idx, hc_diskcache *dc,
+		 char *argv0)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *cfg = NULL;
+	FILE *log = NULL;
+	int r = 1;
+
+	if (make_args(o, &args) < 0)
+		goto out;
+	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	if (!se || fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		hc_err("cannot mount on %s (see the message above)", o->mountpoint);
+		goto out;
+	}
+	if (!o->foreground) {
+		log = open_log(o);
+		if (log)
+			hc_log_to(log);
+	}
+	if (fuse_daemonize(o->foreground) != 0)
+		goto unmount;
+	if (o->rootfs)
+		argv0[0] = '@'; /* systemd spares root-storage daemons */
+	/* Threads start only now: fuse_daemonize forked. */
+	r = hc_dev_open(o->url, idx, dc, &o->dev, &fs->dev);
+	idx = NULL;
+	if (r < 0) {
+		hc_err("cannot start: %s", strerror(-r));
+		r = 1;
+		goto unmount;
+	}
+	hc_info("serving %s version %s from %s on %s", fs->idx->name, fs->idx->version, o->url,
+		o->mountpoint);
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	r = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+	fuse_loop_cfg_destroy(cfg);
+	hc_info("unmounting %s", o->mountpoint);
+unmount:
+	fuse_session_unmount(se);
+out:
+	if (se) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	fuse_opt_free_args(&args);
+	hc_dev_close(fs->dev);
+	hc_index_free(idx);
+	if (log) {
+		hc_log_to(NULL);
+		fclose(log);
+	}
+	return r;
+}
+
+int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
+{
+	struct fs fs = { .mtime = 0 };
+	hc_diskcache *dc = NULL;
+	hc_index *idx = NULL;
+	char why[1024] = "";
+	int r;
+
+	if (hc_fetch_global_init() < 0) {
+		hc_err("libcurl failed to initialise");
+		return 1;
+	}
+	if (o->cache_dir) {
+		r = hc_diskcache_open(o->cache_dir, o->cache_size, &dc);
+		if (r < 0) {
+			hc_err("cache %s: %s", o->cache_dir, strerror(-r));
+			hc_fetch_global_cleanup();
+			return 1;
+		}
+	}
+	r = hc_index_load(o->url, o->name, o->version, &o->dev.fetch, dc, &idx, why, sizeof(why));
+	if (r < 0) {
+		hc_err("%s", why);
+		r = 1;
+	} else {
+		fs.idx = idx;
+		fs.mtime = (time_t)idx->created;
+		r = serve(o, &fs, idx, dc, argv0);
+	}
+	hc_diskcache_close(dc);
+	hc_fetch_global_cleanup();
+	return r;
+}

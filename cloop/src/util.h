@@ -1,0 +1,87 @@
+/* Small helpers shared by every hcloop module: logging, little-endian
+ * access, hex, sizes and crash-safe file writes. */
+#ifndef HC_UTIL_H
+#define HC_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+enum { HC_LOG_ERR, HC_LOG_WARN, HC_LOG_INFO, HC_LOG_DEBUG };
+
+void hc_log_init(const char *prog, int level);
+void hc_log_to(FILE *f);
+int hc_log_level(void);
+void hc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define hc_err(...) hc_log(HC_LOG_ERR, __VA_ARGS__)
+#define hc_warn(...) hc_log(HC_LOG_WARN, __VA_ARGS__)
+#define hc_info(...) hc_log(HC_LOG_INFO, __VA_ARGS__)
+#define hc_debug(...) hc_log(HC_LOG_DEBUG, __VA_ARGS__)
+
+static inline void hc_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void hc_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void hc_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t hc_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t hc_get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static inline uint64_t hc_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* out gets 2*n hex digits and a NUL. */
+void hc_hex(const uint8_t *in, size_t n, char *out);
+/* Exactly 2*n lowercase or uppercase hex digits; -EINVAL otherwise. */
+int hc_unhex(const char *in, uint8_t *out, size_t n);
+
+/* "128K", "64M", "1G", "4096": binary multiples. -EINVAL or -ERANGE. */
+int hc_parse_size(const char *s, uint64_t *ret);
+int hc_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+/* Human-readable bytes into buf ("1.5 MiB"). */
+const char *hc_fmt_bytes(uint64_t n, char *buf, size_t len);
+
+int hc_mkdir_p(const char *path, mode_t mode);
+/* Write to a unique temporary name beside path, optionally fsync, then
+ * rename over path: readers see the old file or the whole new one. */
+int hc_write_atomic(const char *path, const void *data, size_t len, int sync);
+/* Reads a whole file of at most max bytes; -EFBIG beyond. */
+int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max);
+int hc_fsync_dir(const char *path);
+
+/* snprintf for paths: -ENAMETOOLONG instead of a silently cut path. */
+int hc_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+double hc_now(void); /* monotonic seconds */
+
+/* Turns a local directory into a file:// URL; URLs pass through. */
+char *hc_url_from_arg(const char *arg);
+/* base + "/" + rel, without doubling the slash. */
+char *hc_url_join(const char *base, const char *rel);
+
+#endif
