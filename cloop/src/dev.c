@@ -45,6 +45,11 @@ struct hc_dev {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond, job_cond;
 	struct pending **pend;
+	/* When each block last failed (seconds since open, 0: never): the
+	 * kernel re-asks for a failed page at once, and waiting out every
+	 * retry again would only make the reader hang longer. */
+	uint32_t *failed_at;
+	double opened;
 	struct jobq urgent, background;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -200,6 +205,21 @@ static void pending_put(struct hc_dev *d, struct pending *p)
 	free(p);
 }
 
+static uint32_t since_open(const struct hc_dev *d)
+{
+	return (uint32_t)(hc_now() - d->opened) + 1;
+}
+
+/* With the lock held: a block that failed moments ago fails again at
+ * once, for as long as one fetch attempt may take. */
+static int recently_failed(const struct hc_dev *d, uint64_t b)
+{
+	uint32_t t = d->failed_at[b];
+	double hold = d->o.fetch.timeout > 1 ? d->o.fetch.timeout : 1;
+
+	return t && (double)(since_open(d) - t) < hold;
+}
+
 static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, int err)
 {
 	pthread_mutex_lock(&d->lock);
@@ -207,8 +227,10 @@ static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, i
 	p->err = err;
 	p->done = 1;
 	d->pend[p->block] = NULL;
-	if (err)
+	if (err) {
 		d->block_errors++;
+		d->failed_at[p->block] = since_open(d);
+	}
 	pthread_cond_broadcast(&d->done_cond);
 	pending_put(d, p);
 	pthread_mutex_unlock(&d->lock);
@@ -343,6 +365,10 @@ static struct hc_mblock *get_block(struct hc_dev *d, uint64_t b, int *ret_err)
 		m = hc_memcache_get(d->mc, b);
 		if (m)
 			break;
+		if (recently_failed(d, b)) {
+			*ret_err = -EIO;
+			break;
+		}
 		p = request(d, b, 1);
 		if (!p && hc_memcache_contains(d->mc, b))
 			continue; /* cached between our look and the request */
@@ -448,13 +474,15 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	d->dc = dc;
 	d->url = strdup(url);
 	d->pend = calloc(idx->block_count ? idx->block_count : 1, sizeof(*d->pend));
+	d->failed_at = calloc(idx->block_count ? idx->block_count : 1, sizeof(*d->failed_at));
+	d->opened = hc_now();
 	d->mc = hc_memcache_new(o->mem_cache, idx->block_count);
 	d->nthreads = o->workers ? o->workers : 1;
 	d->threads = calloc(d->nthreads, sizeof(*d->threads));
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->done_cond, NULL);
 	pthread_cond_init(&d->job_cond, NULL);
-	if (!d->url || !d->pend || !d->mc || !d->threads ||
+	if (!d->url || !d->pend || !d->failed_at || !d->mc || !d->threads ||
 	    !(d->f = hc_fetcher_new(url, &o->fetch)))
 		goto fail;
 	for (unsigned i = 0; i < d->nthreads; i++)
@@ -497,6 +525,7 @@ void hc_dev_close(hc_dev *d)
 	hc_index_free(d->idx);
 	free(d->threads);
 	free(d->pend);
+	free(d->failed_at);
 	free(d->url);
 	free(d);
 }

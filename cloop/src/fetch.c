@@ -20,7 +20,15 @@ struct queue {
 	unsigned n;
 };
 
+/* Time of the last byte, so a transfer that stops moving for the
+ * timeout is given up however much it sent before. */
+struct stall {
+	double last;
+	double limit;
+};
+
 struct xfer {
+	struct stall stall; /* first: on_progress gets it as its data */
 	CURL *easy;
 	hc_fetch_req *req;
 	char errbuf[CURL_ERROR_SIZE];
@@ -86,11 +94,25 @@ static void q_remove(struct queue *q, hc_fetch_req *r)
 	q->n--;
 }
 
+static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct stall *st = opaque;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return hc_now() - st->last > st->limit;
+}
+
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque)
 {
-	hc_fetch_req *r = opaque;
+	struct xfer *x = opaque;
+	hc_fetch_req *r = x->req;
 	size_t n = size * nmemb;
 
+	x->stall.last = hc_now();
 	/* Never buffer more than the index promised: a longer body is a
 	 * wrong block whatever else it holds. */
 	if (n > r->size - r->got) {
@@ -112,15 +134,15 @@ static void set_common(CURL *e, const struct hc_fetch_opts *o, char *errbuf)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(o->timeout * 1000));
-	/* A server that stops sending is as dead as one that refuses. */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, t > 0 ? t : 1L);
+	/* Stalls are caught by on_progress; curl's own low-speed check
+	 * averages over seconds and lets a stalled body hang on longer. */
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,file");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "hcloop/1");
 }
@@ -145,8 +167,16 @@ static int transfer_result(CURL *e, CURLcode res, const char *errbuf, int overfl
 		snprintf(why, whylen, "no such file");
 		return -ENOENT;
 	}
+	if (res == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(why, whylen, "stalled: no data within the timeout");
+		return -EIO;
+	}
 	if (res != CURLE_OK) {
-		snprintf(why, whylen, "%s%s%s", curl_easy_strerror(res), *errbuf ? ": " : "", errbuf);
+		const char *what = curl_easy_strerror(res);
+		/* The error buffer often repeats the generic text. */
+		int same = !*errbuf || !strcmp(errbuf, what);
+
+		snprintf(why, whylen, "%s%s%s", what, same ? "" : ": ", same ? "" : errbuf);
 		return -EIO;
 	}
 	if (scheme && strcasecmp(scheme, "file") && code != 200) {
@@ -177,7 +207,10 @@ static void start_one(hc_fetcher *f, hc_fetch_req *r)
 	url = hc_url_join(f->base, rel);
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	free(url);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, r);
+	x->stall.last = hc_now();
+	x->stall.limit = f->o.timeout;
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, &x->stall);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->size);
 	curl_multi_add_handle(f->multi, x->easy);
@@ -431,6 +464,7 @@ void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *s)
 }
 
 struct membuf {
+	struct stall stall;
 	uint8_t *buf;
 	size_t len, max;
 	int overflow;
@@ -442,6 +476,7 @@ static size_t on_file_data(char *ptr, size_t size, size_t nmemb, void *opaque)
 	size_t n = size * nmemb;
 	uint8_t *nb;
 
+	m->stall.last = hc_now();
 	if (n > m->max - m->len) {
 		m->overflow = 1;
 		return 0;
@@ -468,13 +503,14 @@ int hc_fetch_file(const char *url, const struct hc_fetch_opts *o, size_t max, ui
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_file_data);
 	for (unsigned attempt = 0; attempt <= o->retries; attempt++) {
-		struct membuf m = { .max = max };
+		struct membuf m = { .max = max, .stall = { hc_now(), o->timeout } };
 		CURLcode res;
 
 		if (attempt)
 			usleep((useconds_t)(o->backoff * 1e6 * (double)(1u << (attempt - 1))));
 		errbuf[0] = '\0';
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &m);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, &m.stall);
 		res = curl_easy_perform(e);
 		err = transfer_result(e, res, errbuf, m.overflow, m.len, (size_t)-1, msg,
 				      sizeof(msg), &missing);

@@ -267,7 +267,9 @@ int hc_index_parse(const uint8_t *buf, size_t len, hc_index **ret, const char **
 	name[nl] = '\0';
 	memcpy(version, buf + HC_HEADER_LEN + nl, vl);
 	version[vl] = '\0';
-	if (!hc_name_valid(name) || !hc_name_valid(version))
+	/* A NUL inside must not cut a name short. */
+	if (strlen(name) != nl || strlen(version) != vl || !hc_name_valid(name) ||
+	    !hc_name_valid(version))
 		return bad(ret_why, "bad characters in name or version");
 	idx = hc_index_new(name, version, size, shift, hc_get32(buf + 28));
 	if (!idx)
@@ -316,12 +318,18 @@ int hc_latest_parse(const char *buf, size_t len, struct hc_latest *ret)
 {
 	char line[HC_NAME_MAX + 100], ver[HC_NAME_MAX + 1], hex[2 * HC_SHA256_LEN + 2];
 	unsigned long long serial;
+	int vend = -1, end = -1;
 
 	if (len == 0 || len >= sizeof(line) || buf[len - 1] != '\n')
 		return -EBADMSG;
 	memcpy(line, buf, len);
 	line[len] = '\0';
-	if (sscanf(line, "%128s %llu %65s", ver, &serial, hex) != 3 || !hc_name_valid(ver) ||
+	/* Exactly "VERSION SERIAL DIGEST\n": a version too long for ver must
+	 * not be cut (its rest read as the serial), a serial starts with a
+	 * digit, and nothing follows the digest. */
+	if (sscanf(line, "%128s%n %llu %65s%n", ver, &vend, &serial, hex, &end) != 3 ||
+	    (size_t)vend != strlen(ver) || line[vend] != ' ' || line[vend + 1] < '0' ||
+	    line[vend + 1] > '9' || (size_t)end != len - 1 || !hc_name_valid(ver) ||
 	    hc_unhex(hex, ret->digest, HC_SHA256_LEN) < 0)
 		return -EBADMSG;
 	strcpy(ret->version, ver);

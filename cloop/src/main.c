@@ -60,8 +60,9 @@ static const char usage[] =
 	"          --log FILE         log here once in the background (default: the\n"
 	"                             standard error the command started with)\n"
 	"\n"
-	"  info [--file INDEX] [URL NAME [VERSION]]\n"
-	"      Print an index: sizes, blocks, compression, sections.\n"
+	"  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
+	"      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
+	"      one line per block: \"block N CODEC SIZE PATH\".\n"
 	"\n"
 	"  verify [-q] URL NAME [VERSION]\n"
 	"      Fetch every block of an index, check its SHA-256 name and that it\n"
@@ -274,12 +275,13 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 {
 	static const struct option lo[] = {
 		{ "file", 1, NULL, 'F' },    { "quiet", 0, NULL, 'q' }, { "timeout", 1, NULL, 't' },
+		{ "blocks", 0, NULL, 'B' },
 		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
 	const char *file = NULL;
 	char *url = NULL, *end;
-	int c, r, quiet = 0, nargs;
+	int c, r, quiet = 0, nargs, blocks = 0;
 
 	hc_fetch_opts_default(&fo);
 	while ((c = getopt_long(argc, argv, "F:qt:vh", lo, NULL)) != -1) {
@@ -291,6 +293,9 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			break;
 		case 'q':
 			quiet = 1;
+			break;
+		case 'B':
+			blocks = 1;
 			break;
 		case 't':
 			fo.timeout = strtod(optarg, &end);
@@ -323,7 +328,7 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 				   !quiet && isatty(2));
 	else
 		r = hc_info_main(url, file ? NULL : argv[optind + 1],
-				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo);
+				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, blocks);
 	free(url);
 	return r;
 }

@@ -64,6 +64,20 @@ static void print_sections(const hc_index *idx)
 	}
 }
 
+/* One line per block, for scripts: number, codec, file size, file path. */
+static void print_blocks(const hc_index *idx)
+{
+	for (uint64_t i = 0; i < idx->block_count; i++) {
+		const struct hc_entry *e = &idx->entries[i];
+		char rel[HC_BLOCK_PATH_LEN] = "-";
+
+		if (e->codec != HC_CODEC_ZERO)
+			hc_block_path(e->hash, rel);
+		printf("block %llu %s %u %s\n", (unsigned long long)i, hc_codec_name(e->codec),
+		       e->size, rel);
+	}
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
 	const struct hc_entry *x = *(const struct hc_entry *const *)a;
@@ -73,7 +87,7 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 int hc_info_main(const char *url, const char *name, const char *version, const char *file,
-		 const struct hc_fetch_opts *fo)
+		 const struct hc_fetch_opts *fo, int list_blocks)
 {
 	uint64_t count[4] = { 0 }, stored = 0, unique = 0;
 	const struct hc_entry **hashes;
@@ -123,6 +137,8 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	       (unsigned long long)unique, hc_fmt_bytes(stored, b2, sizeof(b2)));
 	printf("index sha256: %s\n", digest);
 	print_sections(idx);
+	if (list_blocks)
+		print_blocks(idx);
 	hc_index_free(idx);
 	hc_fetch_global_cleanup();
 	return 0;

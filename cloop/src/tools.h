@@ -6,7 +6,7 @@
 
 /* Exit statuses for main(). */
 int hc_info_main(const char *url, const char *name, const char *version, const char *file,
-		 const struct hc_fetch_opts *fo);
+		 const struct hc_fetch_opts *fo, int list_blocks);
 int hc_verify_main(const char *url, const char *name, const char *version,
 		   const struct hc_fetch_opts *fo, int progress);
 

@@ -43,6 +43,17 @@ void hc_log(int level, const char *fmt, ...)
 	/* One lock so lines from the FUSE, fetch and worker threads never
 	 * interleave mid-line. */
 	pthread_mutex_lock(&log_lock);
+	if (log_file) {
+		/* A daemon's log outlives the command: say when. */
+		char when[32];
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		fprintf(f, "%s.%03ld ", when, ts.tv_nsec / 1000000);
+	}
 	fprintf(f, "%s: %s", log_prog, tags[level]);
 	va_start(ap, fmt);
 	vfprintf(f, fmt, ap);
