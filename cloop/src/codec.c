@@ -98,8 +98,11 @@ static int decode_zstd(hc_codec_ctx *c, const void *in, size_t inlen, void *out,
 
 	if (!c->dctx && !(c->dctx = ZSTD_createDCtx()))
 		return -ENOMEM;
-	/* The frame must hold exactly one block; ZSTD_decompressDCtx refuses
-	 * trailing garbage and output beyond outlen. */
+	/* One frame and nothing after it (FORMAT.md): ZSTD_decompressDCtx
+	 * alone would go on through further frames, skippable ones too. It
+	 * refuses output beyond outlen. */
+	if (ZSTD_findFrameCompressedSize(in, inlen) != inlen)
+		return -EBADMSG;
 	n = ZSTD_decompressDCtx(c->dctx, out, outlen, in, inlen);
 	if (ZSTD_isError(n) || n != outlen)
 		return -EBADMSG;

@@ -80,14 +80,16 @@ static int load_latest(const char *url, const char *name, const struct hc_fetch_
 	r = u ? hc_fetch_file(u, fo, 4096, &buf, &len, why, whylen) : -ENOMEM;
 	free(u);
 	*ret_cached = 0;
-	if (r == -ENOENT) {
-		snprintf(why, whylen, "%s: no image \"%s\" in this store (no %s)", url, name, rel);
-		return r;
-	}
+	/* Not found counts as unreachable too: a file:// store that is gone
+	 * (unmounted, moved) gives "no such file" for everything in it. */
 	if (r < 0 && dc && hc_diskcache_get_file(dc, rel, 4096, &buf, &len) == 0) {
 		hc_warn("%s; using the cached index", why);
 		*ret_cached = 1;
 		r = 0;
+	}
+	if (r == -ENOENT) {
+		snprintf(why, whylen, "%s: no image \"%s\" in this store (no %s)", url, name, rel);
+		return r;
 	}
 	if (r < 0)
 		return r;
@@ -128,7 +130,8 @@ int hc_index_load(const char *url, const char *name, const char *version,
 		uint8_t sum[HC_SHA256_LEN];
 
 		hc_sha256(buf, len, sum);
-		from_cache = cached || (version == l.version && !memcmp(sum, l.digest, sizeof(sum)));
+		from_cache =
+		    cached || (version == l.version && !memcmp(sum, l.digest, sizeof(sum)));
 		if (!from_cache) {
 			free(buf);
 			buf = NULL;
@@ -236,8 +239,7 @@ static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, i
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p,
-			     uint8_t *data)
+static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p, uint8_t *data)
 {
 	const struct hc_entry *e = &d->idx->entries[p->block];
 	struct hc_mblock *m = hc_mblock_new(p->block, hc_index_block_len(d->idx, p->block));

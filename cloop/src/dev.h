@@ -16,7 +16,7 @@ struct hc_dev_opts {
 	struct hc_fetch_opts fetch;
 	uint64_t mem_cache; /* bytes of decompressed blocks kept in memory */
 	unsigned readahead; /* blocks fetched ahead of a sequential reader */
-	unsigned workers; /* threads that verify, cache and decompress */
+	unsigned workers;   /* threads that verify, cache and decompress */
 };
 void hc_dev_opts_default(struct hc_dev_opts *o);
 

@@ -19,8 +19,8 @@
 struct node {
 	uint8_t hash[HC_SHA256_LEN];
 	uint32_t size;
-	int touched; /* mtime already bumped by this run */
-	double mtime; /* only while scanning */
+	int touched;		  /* mtime already bumped by this run */
+	double mtime;		  /* only while scanning */
 	struct node *prev, *next; /* LRU: head is the oldest */
 	struct node *chain;
 };
@@ -159,6 +159,19 @@ static int cmp_mtime(const void *a, const void *b)
 	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
+/* Whether name is a block file's name as path_of() makes it, lowercase
+ * and in its own fan-out directory: any other file could never be read
+ * nor evicted. */
+static int block_name(const char *name, const char *sub, uint8_t *hash)
+{
+	char hex[2 * HC_SHA256_LEN + 1];
+
+	if (hc_unhex(name, hash, HC_SHA256_LEN) < 0)
+		return 0;
+	hc_hex(hash, HC_SHA256_LEN, hex);
+	return !strcmp(hex, name) && !strncmp(name, sub, 2);
+}
+
 /* Files from one fan-out directory into the table; temporary files of a
  * run that died are removed. */
 static void scan_dir(hc_diskcache *dc, const char *sub)
@@ -180,7 +193,7 @@ static void scan_dir(hc_diskcache *dc, const char *sub)
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		if (strstr(de->d_name, ".tmp.") || hc_unhex(de->d_name, hash, HC_SHA256_LEN) < 0 ||
+		if (strstr(de->d_name, ".tmp.") || !block_name(de->d_name, sub, hash) ||
 		    st.st_size > (1 << HC_MAX_SHIFT) || find(dc, hash)) {
 			unlinkat(dirfd(d), de->d_name, 0);
 			continue;
@@ -286,6 +299,8 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 	path_of(dc, hash, path, sizeof(path));
 	/* Read and hash outside the lock: it is the slow part. */
 	r = hc_read_file(path, &buf, &len, size);
+	if (r == -EFBIG)
+		r = -EBADMSG; /* longer than the index says: as damaged as shorter */
 	if (r == 0) {
 		hc_sha256(buf, len, sum);
 		if (len != size || memcmp(sum, hash, HC_SHA256_LEN))

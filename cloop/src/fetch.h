@@ -12,9 +12,9 @@
 
 struct hc_fetch_opts {
 	unsigned connections; /* transfers in flight at most */
-	double timeout; /* seconds to connect, or without a byte, before giving up */
-	unsigned retries; /* further attempts after the first */
-	double backoff; /* seconds before the first retry; doubles each time */
+	double timeout;	      /* seconds to connect, or without a byte, before giving up */
+	unsigned retries;     /* further attempts after the first */
+	double backoff;	      /* seconds before the first retry; doubles each time */
 };
 void hc_fetch_opts_default(struct hc_fetch_opts *o);
 
@@ -30,7 +30,7 @@ struct hc_fetch_req {
 	uint8_t hash[HC_SHA256_LEN];
 	uint32_t size;
 	uint64_t block; /* for log lines only */
-	int urgent; /* a reader waits: goes ahead of background fetches */
+	int urgent;	/* a reader waits: goes ahead of background fetches */
 	hc_fetch_cb cb;
 	void *opaque;
 	char why[512];

@@ -8,15 +8,15 @@
 
 #include "sha256.h"
 
-#define HC_INDEX_MAGIC "HCLOOPIX"
+#define HC_INDEX_MAGIC	 "HCLOOPIX"
 #define HC_INDEX_VERSION 1
-#define HC_HEADER_LEN 64
-#define HC_ENTRY_LEN 40
-#define HC_NAME_MAX 128
-#define HC_MIN_SHIFT 12 /* 4 KiB */
-#define HC_MAX_SHIFT 22 /* 4 MiB */
+#define HC_HEADER_LEN	 64
+#define HC_ENTRY_LEN	 40
+#define HC_NAME_MAX	 128
+#define HC_MIN_SHIFT	 12 /* 4 KiB */
+#define HC_MAX_SHIFT	 22 /* 4 MiB */
 #define HC_DEFAULT_SHIFT 17
-#define HC_INDEX_MAX ((size_t)1 << 30)
+#define HC_INDEX_MAX	 ((size_t)1 << 30)
 /* "blocks/ab/" + 64 hex + NUL */
 #define HC_BLOCK_PATH_LEN (10 + 2 * HC_SHA256_LEN + 1)
 
@@ -28,8 +28,8 @@ enum hc_codec {
 };
 
 enum hc_section_type {
-	HC_SECT_MIRRORS = 1, /* text: one store URL per line */
-	HC_SECT_PROFILE = 2, /* u32 LE block numbers: boot read order */
+	HC_SECT_MIRRORS = 1,   /* text: one store URL per line */
+	HC_SECT_PROFILE = 2,   /* u32 LE block numbers: boot read order */
 	HC_SECT_SIGNATURE = 3, /* signature over all bytes before it; last */
 };
 #define HC_SECT_CRITICAL 1u
@@ -53,7 +53,7 @@ typedef struct hc_index {
 	uint32_t block_shift;
 	uint32_t codec; /* what the builder asked for; blocks may be RAW */
 	uint64_t block_count;
-	uint64_t serial; /* grows by one per version of an image */
+	uint64_t serial;  /* grows by one per version of an image */
 	uint64_t created; /* Unix seconds */
 	char name[HC_NAME_MAX + 1];
 	char version[HC_NAME_MAX + 1];
@@ -69,7 +69,8 @@ int hc_name_valid(const char *s);
 hc_index *hc_index_new(const char *name, const char *version, uint64_t image_size,
 		       unsigned block_shift, unsigned codec);
 void hc_index_free(hc_index *idx);
-int hc_index_add_section(hc_index *idx, uint32_t type, uint32_t flags, const void *data, size_t len);
+int hc_index_add_section(hc_index *idx, uint32_t type, uint32_t flags, const void *data,
+			 size_t len);
 const struct hc_section *hc_index_find_section(const hc_index *idx, uint32_t type);
 
 /* -EBADMSG (with *ret_why saying what is wrong) for anything malformed;

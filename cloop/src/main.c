@@ -17,59 +17,59 @@
 #define HCLOOP_VERSION "1.0"
 
 static const char usage[] =
-	"Usage: hcloop COMMAND [OPTIONS] ARGS\n"
-	"\n"
-	"Streams a block-device image from static files on any web server: the image\n"
-	"is cut into fixed-size blocks, each compressed and stored once under the\n"
-	"SHA-256 of its contents; an index per image version lists them.\n"
-	"\n"
-	"Commands:\n"
-	"  make [OPTIONS] IMAGE STORE_DIR NAME [VERSION]\n"
-	"      Add IMAGE (a file or block device) to the store as NAME, version\n"
-	"      VERSION (default: the next serial number), and point NAME's latest\n"
-	"      version at it. Only blocks the store lacks are written.\n"
-	"      -b, --block-size SIZE  block size, a power of two, 4K..4M (128K)\n"
-	"      -c, --compress ALG     zstd, zlib or none (zstd)\n"
-	"      -l, --level N          compression level (zstd 3, zlib 6)\n"
-	"      -j, --jobs N           worker threads (number of CPUs)\n"
-	"      -m, --mirror URL       record a mirror URL in the index (repeatable)\n"
-	"          --force            replace an existing version with other contents\n"
-	"          --no-latest        do not move the latest pointer\n"
-	"      -q, --quiet            no progress or summary\n"
-	"      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
-	"\n"
-	"  mount [OPTIONS] URL NAME MOUNTPOINT\n"
-	"      Expose image NAME of the store at URL (http://, https://, file:// or a\n"
-	"      directory) as the read-only file MOUNTPOINT/NAME, for losetup -r or\n"
-	"      mount -o ro,loop; MOUNTPOINT/.stats shows live counters. Returns once\n"
-	"      mounted; unmount with fusermount3 -u MOUNTPOINT, umount or SIGTERM.\n"
-	"      -V, --version V        mount version V instead of the latest\n"
-	"      -C, --cache-dir DIR    keep verified blocks in DIR across mounts; with\n"
-	"                             every block cached no network is needed\n"
-	"      -S, --cache-size SIZE  bound of the disk cache (1G)\n"
-	"      -M, --mem-cache SIZE   decompressed blocks kept in memory (64M)\n"
-	"      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
-	"      -n, --connections N    HTTP transfers in flight (8)\n"
-	"      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
-	"      -R, --retries N        retries of a failed block fetch (4)\n"
-	"      -f, --foreground       stay in the foreground\n"
-	"          --rootfs           the mount backs the root filesystem: survive\n"
-	"                             switch_root and the new init (argv[0] '@')\n"
-	"          --allow-other      let other users read the mount\n"
-	"      -o OPTIONS             extra FUSE mount options\n"
-	"          --log FILE         log here once in the background (default: the\n"
-	"                             standard error the command started with)\n"
-	"\n"
-	"  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
-	"      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
-	"      one line per block: \"block N CODEC SIZE PATH\".\n"
-	"\n"
-	"  verify [-q] URL NAME [VERSION]\n"
-	"      Fetch every block of an index, check its SHA-256 name and that it\n"
-	"      decodes; exit status 1 if any block is missing or bad.\n"
-	"\n"
-	"Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
-	"Exit status: 0 success, 1 failure, 2 usage error.\n";
+    "Usage: hcloop COMMAND [OPTIONS] ARGS\n"
+    "\n"
+    "Streams a block-device image from static files on any web server: the image\n"
+    "is cut into fixed-size blocks, each compressed and stored once under the\n"
+    "SHA-256 of its contents; an index per image version lists them.\n"
+    "\n"
+    "Commands:\n"
+    "  make [OPTIONS] IMAGE STORE_DIR NAME [VERSION]\n"
+    "      Add IMAGE (a file or block device) to the store as NAME, version\n"
+    "      VERSION (default: the next serial number), and point NAME's latest\n"
+    "      version at it. Only blocks the store lacks are written.\n"
+    "      -b, --block-size SIZE  block size, a power of two, 4K..4M (128K)\n"
+    "      -c, --compress ALG     zstd, zlib or none (zstd)\n"
+    "      -l, --level N          compression level (zstd 3, zlib 6)\n"
+    "      -j, --jobs N           worker threads (number of CPUs)\n"
+    "      -m, --mirror URL       record a mirror URL in the index (repeatable)\n"
+    "          --force            replace an existing version with other contents\n"
+    "          --no-latest        do not move the latest pointer\n"
+    "      -q, --quiet            no progress or summary\n"
+    "      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
+    "\n"
+    "  mount [OPTIONS] URL NAME MOUNTPOINT\n"
+    "      Expose image NAME of the store at URL (http://, https://, file:// or a\n"
+    "      directory) as the read-only file MOUNTPOINT/NAME, for losetup -r or\n"
+    "      mount -o ro,loop; MOUNTPOINT/.stats shows live counters. Returns once\n"
+    "      mounted; unmount with fusermount3 -u MOUNTPOINT, umount or SIGTERM.\n"
+    "      -V, --version V        mount version V instead of the latest\n"
+    "      -C, --cache-dir DIR    keep verified blocks in DIR across mounts; with\n"
+    "                             every block cached no network is needed\n"
+    "      -S, --cache-size SIZE  bound of the disk cache (1G)\n"
+    "      -M, --mem-cache SIZE   decompressed blocks kept in memory (64M)\n"
+    "      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
+    "      -n, --connections N    HTTP transfers in flight (8)\n"
+    "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
+    "      -R, --retries N        retries of a failed block fetch (4)\n"
+    "      -f, --foreground       stay in the foreground\n"
+    "          --rootfs           the mount backs the root filesystem: survive\n"
+    "                             switch_root and the new init (argv[0] '@')\n"
+    "          --allow-other      let other users read the mount\n"
+    "      -o OPTIONS             extra FUSE mount options\n"
+    "          --log FILE         log here once in the background (default: the\n"
+    "                             standard error the command started with)\n"
+    "\n"
+    "  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
+    "      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
+    "      one line per block: \"block N CODEC SIZE PATH\".\n"
+    "\n"
+    "  verify [-q] URL NAME [VERSION]\n"
+    "      Fetch every block of an index, check its SHA-256 name and that it\n"
+    "      decodes; exit status 1 if any block is missing or bad.\n"
+    "\n"
+    "Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
+    "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -184,13 +184,20 @@ static int cmd_mount(int argc, char **argv)
 {
 	enum { O_ROOTFS = 256, O_ALLOW, O_LOG };
 	static const struct option lo[] = {
-		{ "version", 1, NULL, 'V' },	 { "cache-dir", 1, NULL, 'C' },
-		{ "cache-size", 1, NULL, 'S' },	 { "mem-cache", 1, NULL, 'M' },
-		{ "readahead", 1, NULL, 'r' },	 { "connections", 1, NULL, 'n' },
-		{ "timeout", 1, NULL, 't' },	 { "retries", 1, NULL, 'R' },
-		{ "foreground", 0, NULL, 'f' },	 { "rootfs", 0, NULL, O_ROOTFS },
-		{ "allow-other", 0, NULL, O_ALLOW }, { "log", 1, NULL, O_LOG },
-		{ "verbose", 0, NULL, 'v' },	 { "help", 0, NULL, 'h' },
+		{ "version", 1, NULL, 'V' },
+		{ "cache-dir", 1, NULL, 'C' },
+		{ "cache-size", 1, NULL, 'S' },
+		{ "mem-cache", 1, NULL, 'M' },
+		{ "readahead", 1, NULL, 'r' },
+		{ "connections", 1, NULL, 'n' },
+		{ "timeout", 1, NULL, 't' },
+		{ "retries", 1, NULL, 'R' },
+		{ "foreground", 0, NULL, 'f' },
+		{ "rootfs", 0, NULL, O_ROOTFS },
+		{ "allow-other", 0, NULL, O_ALLOW },
+		{ "log", 1, NULL, O_LOG },
+		{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
@@ -219,7 +226,8 @@ static int cmd_mount(int argc, char **argv)
 				return 2;
 			break;
 		case 'n':
-			if (uint_arg(optarg, 256, &o.dev.fetch.connections) || !o.dev.fetch.connections)
+			if (uint_arg(optarg, 256, &o.dev.fetch.connections) ||
+			    !o.dev.fetch.connections)
 				return usage_error("bad connection count: %s", optarg);
 			break;
 		case 't':
@@ -274,9 +282,10 @@ static int cmd_mount(int argc, char **argv)
 static int cmd_info_verify(int argc, char **argv, int verify)
 {
 	static const struct option lo[] = {
-		{ "file", 1, NULL, 'F' },    { "quiet", 0, NULL, 'q' }, { "timeout", 1, NULL, 't' },
-		{ "blocks", 0, NULL, 'B' },
-		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+		{ "file", 1, NULL, 'F' },    { "quiet", 0, NULL, 'q' },
+		{ "timeout", 1, NULL, 't' }, { "blocks", 0, NULL, 'B' },
+		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
 	const char *file = NULL;
@@ -314,8 +323,8 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	}
 	nargs = argc - optind;
 	if (file ? nargs != 0 : (nargs < 2 || nargs > 3))
-		return usage_error("%s", verify ? "verify needs URL NAME [VERSION]" :
-						  "info needs URL NAME [VERSION] or --file INDEX");
+		return usage_error("%s", verify ? "verify needs URL NAME [VERSION]"
+						: "info needs URL NAME [VERSION] or --file INDEX");
 	if (!file) {
 		url = hc_url_from_arg(argv[optind]);
 		if (!url) {

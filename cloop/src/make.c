@@ -148,7 +148,8 @@ static int make_block(struct make_ctx *m, hc_codec_ctx *cc, uint64_t i, uint8_t 
 
 	r = pread_full(m->fd, in, len, i << idx->block_shift);
 	if (r < 0) {
-		hc_err("%s: reading block %llu: %s", m->o->image, (unsigned long long)i, strerror(-r));
+		hc_err("%s: reading block %llu: %s", m->o->image, (unsigned long long)i,
+		       strerror(-r));
 		return r;
 	}
 	if (all_zero(in, len)) {
@@ -173,7 +174,8 @@ static int make_block(struct make_ctx *m, hc_codec_ctx *cc, uint64_t i, uint8_t 
 	m->bytes_stored += n;
 	r = store_block(m, e, out);
 	if (r < 0)
-		hc_err("%s: writing block %llu: %s", m->o->store, (unsigned long long)i, strerror(-r));
+		hc_err("%s: writing block %llu: %s", m->o->store, (unsigned long long)i,
+		       strerror(-r));
 	return r;
 }
 
@@ -305,10 +307,9 @@ static int check_existing(const struct hc_make_opts *o, const char *path, hc_ind
 	r = hc_index_parse(buf, len, &old, &why);
 	free(buf);
 	if (r == 0) {
-		*ret_same = old->image_size == idx->image_size &&
-			    old->block_shift == idx->block_shift &&
-			    !memcmp(old->entries, idx->entries,
-				    idx->block_count * sizeof(*idx->entries));
+		*ret_same =
+		    old->image_size == idx->image_size && old->block_shift == idx->block_shift &&
+		    !memcmp(old->entries, idx->entries, idx->block_count * sizeof(*idx->entries));
 		idx->serial = old->serial;
 		hc_index_free(old);
 	}
@@ -448,10 +449,16 @@ int hc_make(const struct hc_make_opts *o, struct hc_make_stats *ret)
 	}
 	if (ret) {
 		*ret = (struct hc_make_stats){
-			.blocks = m.idx->block_count, .unique = m.unique, .zero = m.zero,
-			.dup = m.dup, .shared = m.shared, .written = m.written,
-			.bytes_in = m.bytes_in, .bytes_stored = m.bytes_stored,
-			.bytes_shared = m.bytes_shared, .bytes_written = m.bytes_written,
+			.blocks = m.idx->block_count,
+			.unique = m.unique,
+			.zero = m.zero,
+			.dup = m.dup,
+			.shared = m.shared,
+			.written = m.written,
+			.bytes_in = m.bytes_in,
+			.bytes_stored = m.bytes_stored,
+			.bytes_shared = m.bytes_shared,
+			.bytes_written = m.bytes_written,
 			.seconds = hc_now() - start,
 		};
 		snprintf(ret->version, sizeof(ret->version), "%s", m.idx->version);

@@ -14,8 +14,8 @@ struct hc_make_opts {
 	unsigned codec;
 	int level;
 	unsigned threads;
-	int progress; /* 1 on, 0 off */
-	int force; /* replace an existing, different version */
+	int progress;  /* 1 on, 0 off */
+	int force;     /* replace an existing, different version */
 	int no_latest; /* do not move the latest pointer */
 	const char *const *mirrors;
 	size_t nmirrors;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@
 
 enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
 #define STATS_NAME ".stats"
-#define STATS_MAX 4096
+#define STATS_MAX  4096
 
 struct fs {
 	hc_dev *dev;
@@ -164,7 +165,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if ((size_t)off >= len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, snap + off, len - (size_t)off < size ? len - (size_t)off : size);
+			fuse_reply_buf(req, snap + off,
+				       len - (size_t)off < size ? len - (size_t)off : size);
 		return;
 	}
 	buf = malloc(size ? size : 1);
@@ -211,8 +213,8 @@ static int make_args(const struct hc_mount_opts *o, struct fuse_args *args)
 	char *opts;
 	int r;
 
-	r = asprintf(&opts, "ro,default_permissions,fsname=hcloop:%s,subtype=hcloop%s%s%s",
-		     o->name, o->allow_other ? ",allow_other" : "", o->fuse_opts ? "," : "",
+	r = asprintf(&opts, "ro,default_permissions,fsname=hcloop:%s,subtype=hcloop%s%s%s", o->name,
+		     o->allow_other ? ",allow_other" : "", o->fuse_opts ? "," : "",
 		     o->fuse_opts ? o->fuse_opts : "");
 	if (r < 0)
 		return -ENOMEM;
@@ -225,14 +227,19 @@ static int make_args(const struct hc_mount_opts *o, struct fuse_args *args)
 	return r ? -ENOMEM : 0;
 }
 
-/* The daemon keeps the caller's stderr (a terminal, or the console during
- * boot) for its log, since fuse_daemonize points fd 2 at /dev/null. */
+/* The daemon keeps the caller's stderr for its log when it is a terminal,
+ * the console during boot or a file, since fuse_daemonize points fd 2 at
+ * /dev/null. Not a pipe: whoever reads it would wait for the end of the
+ * mount instead of the end of the command. */
 static FILE *open_log(const struct hc_mount_opts *o)
 {
+	struct stat st;
 	int fd;
 
 	if (o->log_file)
 		return fopen(o->log_file, "ae");
+	if (fstat(2, &st) < 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		return NULL;
 	fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 	return fd < 0 ? NULL : fdopen(fd, "a");
 }
@@ -277,7 +284,12 @@ static int serve(const struct hc_mount_opts *o, struct fs *fs, hc_index *idx, hc
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_idle_threads(cfg, 8);
-	r = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+	r = fuse_session_loop_mt(se, cfg);
+	hc_debug("FUSE loop ended with %d", r);
+	/* libfuse 3.14 reports the signal that ended the loop as its number
+	 * (older releases negate it): a requested stop, not a failure. */
+	r = abs(r);
+	r = r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(cfg);
 	hc_info("unmounting %s", o->mountpoint);
 unmount:

@@ -25,22 +25,16 @@ typedef void (*compress_fn)(uint32_t h[8], const uint8_t *p, size_t nblocks);
 
 /* 16-byte alignment lets the SHA-NI path use aligned loads. */
 static _Alignas(16) const uint32_t K[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5,
-	0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
-	0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3,
-	0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5,
-	0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+	0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+	0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+	0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+	0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+	0xc67178f2,
 };
 
 static const uint32_t H0[8] = {
@@ -52,8 +46,7 @@ static const uint32_t H0[8] = {
  * endianness and of the alignment of the caller's buffer. */
 static inline uint32_t load_be32(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
 static inline void store_be32(uint8_t *p, uint32_t v)
@@ -81,10 +74,8 @@ static void compress_portable(uint32_t h[8], const uint8_t *p, size_t nblocks)
 		for (i = 0; i < 16; i++)
 			w[i] = load_be32(p + 4 * i);
 		for (; i < 64; i++) {
-			uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^
-				      (w[i - 15] >> 3);
-			uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^
-				      (w[i - 2] >> 10);
+			uint32_t s0 = ror32(w[i - 15], 7) ^ ror32(w[i - 15], 18) ^ (w[i - 15] >> 3);
+			uint32_t s1 = ror32(w[i - 2], 17) ^ ror32(w[i - 2], 19) ^ (w[i - 2] >> 10);
 
 			w[i] = w[i - 16] + s0 + w[i - 7] + s1;
 		}
@@ -126,13 +117,12 @@ static void compress_portable(uint32_t h[8], const uint8_t *p, size_t nblocks)
  * turns the old ABEF into the new CDGH, so alternating the destination
  * keeps the names right after every pair of calls.
  */
-#define SHANI_4ROUNDS(msg, kp)						\
-	do {								\
-		__m128i wk_ = _mm_add_epi32((msg),			\
-			_mm_load_si128((const __m128i *)(kp)));		\
-		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk_);		\
-		wk_ = _mm_shuffle_epi32(wk_, 0x0e);			\
-		abef = _mm_sha256rnds2_epu32(abef, cdgh, wk_);		\
+#define SHANI_4ROUNDS(msg, kp)                                                                     \
+	do {                                                                                       \
+		__m128i wk_ = _mm_add_epi32((msg), _mm_load_si128((const __m128i *)(kp)));         \
+		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk_);                                     \
+		wk_ = _mm_shuffle_epi32(wk_, 0x0e);                                                \
+		abef = _mm_sha256rnds2_epu32(abef, cdgh, wk_);                                     \
 	} while (0)
 
 /*
@@ -141,26 +131,24 @@ static void compress_portable(uint32_t h[8], const uint8_t *p, size_t nblocks)
  * and MSG2 adds sigma1(W[t-2]), handling the dependency of the upper
  * two words on the lower two it just produced.
  */
-#define SHANI_SCHED(m0, m1, m2, m3)					\
-	((m0) = _mm_sha256msg2_epu32(					\
-		_mm_add_epi32(_mm_sha256msg1_epu32((m0), (m1)),		\
-			      _mm_alignr_epi8((m3), (m2), 4)),		\
-		(m3)))
+#define SHANI_SCHED(m0, m1, m2, m3)                                                                \
+	((m0) = _mm_sha256msg2_epu32(                                                              \
+	     _mm_add_epi32(_mm_sha256msg1_epu32((m0), (m1)), _mm_alignr_epi8((m3), (m2), 4)),      \
+	     (m3)))
 
-__attribute__((target("sha,sse4.1,ssse3")))
-static void compress_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
+__attribute__((target("sha,sse4.1,ssse3"))) static void
+compress_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
 {
 	/* Message words are big-endian; flip bytes within each lane. */
-	const __m128i bswap = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11,
-					   4, 5, 6, 7, 0, 1, 2, 3);
+	const __m128i bswap = _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
 	__m128i abef, cdgh, t;
 
-	t = _mm_loadu_si128((const __m128i *)&h[0]);		/* d c b a */
-	cdgh = _mm_loadu_si128((const __m128i *)&h[4]);		/* h g f e */
-	t = _mm_shuffle_epi32(t, 0xb1);				/* c d a b */
-	cdgh = _mm_shuffle_epi32(cdgh, 0x1b);			/* e f g h */
-	abef = _mm_alignr_epi8(t, cdgh, 8);			/* a b e f */
-	cdgh = _mm_blend_epi16(cdgh, t, 0xf0);			/* c d g h */
+	t = _mm_loadu_si128((const __m128i *)&h[0]);	/* d c b a */
+	cdgh = _mm_loadu_si128((const __m128i *)&h[4]); /* h g f e */
+	t = _mm_shuffle_epi32(t, 0xb1);			/* c d a b */
+	cdgh = _mm_shuffle_epi32(cdgh, 0x1b);		/* e f g h */
+	abef = _mm_alignr_epi8(t, cdgh, 8);		/* a b e f */
+	cdgh = _mm_blend_epi16(cdgh, t, 0xf0);		/* c d g h */
 
 	for (; nblocks; nblocks--, p += 64) {
 		const __m128i save_abef = abef, save_cdgh = cdgh;
@@ -191,10 +179,10 @@ static void compress_shani(uint32_t h[8], const uint8_t *p, size_t nblocks)
 		cdgh = _mm_add_epi32(cdgh, save_cdgh);
 	}
 
-	t = _mm_shuffle_epi32(abef, 0x1b);			/* f e b a */
-	cdgh = _mm_shuffle_epi32(cdgh, 0xb1);			/* d c h g */
-	abef = _mm_blend_epi16(t, cdgh, 0xf0);			/* d c b a */
-	cdgh = _mm_alignr_epi8(cdgh, t, 8);			/* h g f e */
+	t = _mm_shuffle_epi32(abef, 0x1b);     /* f e b a */
+	cdgh = _mm_shuffle_epi32(cdgh, 0xb1);  /* d c h g */
+	abef = _mm_blend_epi16(t, cdgh, 0xf0); /* d c b a */
+	cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
 	_mm_storeu_si128((__m128i *)&h[0], abef);
 	_mm_storeu_si128((__m128i *)&h[4], cdgh);
 }
@@ -239,8 +227,7 @@ static int detect_backend(void)
 	/* May run before libgcc's constructor when called from another
 	 * constructor, so initialise the CPU model explicitly. */
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3") &&
-	    cpu_has_sha())
+	if (__builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3") && cpu_has_sha())
 		be = BE_SHANI;
 #endif
 	atomic_store_explicit(&detected, be, memory_order_relaxed);

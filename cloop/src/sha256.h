@@ -12,9 +12,9 @@
 
 typedef struct hc_sha256_ctx {
 	uint32_t h[8];
-	uint64_t total;		/* bytes hashed so far */
+	uint64_t total; /* bytes hashed so far */
 	uint8_t buf[64];
-	size_t fill;		/* bytes in buf */
+	size_t fill; /* bytes in buf */
 } hc_sha256_ctx;
 
 void hc_sha256_init(hc_sha256_ctx *ctx);

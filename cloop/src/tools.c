@@ -57,9 +57,9 @@ static void print_sections(const hc_index *idx)
 		} else {
 			printf("section:      type %u, %llu bytes%s\n", s->type,
 			       (unsigned long long)s->len,
-			       s->type == HC_SECT_PROFILE	? " (boot profile)" :
-			       s->type == HC_SECT_SIGNATURE ? " (signature)" :
-								"");
+			       s->type == HC_SECT_PROFILE     ? " (boot profile)"
+			       : s->type == HC_SECT_SIGNATURE ? " (signature)"
+							      : "");
 		}
 	}
 }
@@ -133,8 +133,8 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	       (unsigned long long)idx->block_count, (unsigned long long)count[HC_CODEC_ZSTD],
 	       (unsigned long long)count[HC_CODEC_ZLIB], (unsigned long long)count[HC_CODEC_RAW],
 	       (unsigned long long)count[HC_CODEC_ZERO]);
-	printf("stored:       %llu block files, %s\n",
-	       (unsigned long long)unique, hc_fmt_bytes(stored, b2, sizeof(b2)));
+	printf("stored:       %llu block files, %s\n", (unsigned long long)unique,
+	       hc_fmt_bytes(stored, b2, sizeof(b2)));
 	printf("index sha256: %s\n", digest);
 	print_sections(idx);
 	if (list_blocks)

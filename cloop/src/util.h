@@ -16,9 +16,9 @@ void hc_log_init(const char *prog, int level);
 void hc_log_to(FILE *f);
 int hc_log_level(void);
 void hc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define hc_err(...) hc_log(HC_LOG_ERR, __VA_ARGS__)
-#define hc_warn(...) hc_log(HC_LOG_WARN, __VA_ARGS__)
-#define hc_info(...) hc_log(HC_LOG_INFO, __VA_ARGS__)
+#define hc_err(...)   hc_log(HC_LOG_ERR, __VA_ARGS__)
+#define hc_warn(...)  hc_log(HC_LOG_WARN, __VA_ARGS__)
+#define hc_info(...)  hc_log(HC_LOG_INFO, __VA_ARGS__)
 #define hc_debug(...) hc_log(HC_LOG_DEBUG, __VA_ARGS__)
 
 static inline void hc_put16(uint8_t *p, uint16_t v)

@@ -35,13 +35,13 @@ __attribute__((format(printf, 2, 3))) static int check(int ok, const char *fmt, 
 
 /* ---- a reference index, hand-crafted from FORMAT.md ---------------- */
 
-#define SHIFT 12
-#define BS (1u << SHIFT)
-#define NBLOCKS 12
-#define LAST_LEN 1000u
+#define SHIFT	   12
+#define BS	   (1u << SHIFT)
+#define NBLOCKS	   12
+#define LAST_LEN   1000u
 #define IMAGE_SIZE ((uint64_t)(NBLOCKS - 1) * BS + LAST_LEN)
-#define SERIAL 7
-#define CREATED 1700000000
+#define SERIAL	   7
+#define CREATED	   1700000000
 
 static const char mirrors_text[] = "https://a.example/store\nhttps://b.example/store\n";
 static const uint32_t profile_blocks[] = { 3, 0, 11, 5, 1 };
@@ -51,7 +51,7 @@ static const struct {
 	uint8_t codec;
 	uint32_t size;
 } entry_spec[NBLOCKS] = {
-	{ HC_CODEC_ZERO, 0 }, { HC_CODEC_RAW, BS },	  { HC_CODEC_ZSTD, 1234 },
+	{ HC_CODEC_ZERO, 0 },	   { HC_CODEC_RAW, BS },  { HC_CODEC_ZSTD, 1234 },
 	{ HC_CODEC_ZLIB, BS - 1 }, { HC_CODEC_ZERO, 0 },  { HC_CODEC_RAW, BS },
 	{ HC_CODEC_ZSTD, 1 },	   { HC_CODEC_ZLIB, 77 }, { HC_CODEC_ZSTD, 3000 },
 	{ HC_CODEC_ZLIB, 2000 },   { HC_CODEC_RAW, BS },  { HC_CODEC_ZSTD, LAST_LEN - 1 },
@@ -150,24 +150,29 @@ static uint8_t *craft_bytes(struct craft *c, size_t *ret_len)
 }
 
 static struct hc_entry g_entries[NBLOCKS];
-static const struct sect g_sects[] = {
-	{ HC_SECT_MIRRORS, 0, mirrors_text, sizeof(mirrors_text) - 1 },
-	{ HC_SECT_PROFILE, 0, NULL, sizeof(profile_blocks) },
-};
-static uint8_t g_profile[sizeof(profile_blocks)];
+static uint8_t g_profile[sizeof(profile_blocks)]; /* little-endian u32s */
 
+/* The reference index: sample entries, a mirrors and a profile section. */
 static struct craft sample_craft(void)
 {
 	static struct sect sects[2];
 	struct craft c = {
-		.image_size = IMAGE_SIZE, .count = NBLOCKS, .serial = SERIAL,
-		.created = CREATED, .shift = SHIFT, .codec = HC_CODEC_ZSTD,
-		.name = "img", .version = "v1.0", .entries = g_entries, .nentries = NBLOCKS,
-		.sects = sects, .nsects = 2,
+		.image_size = IMAGE_SIZE,
+		.count = NBLOCKS,
+		.serial = SERIAL,
+		.created = CREATED,
+		.shift = SHIFT,
+		.codec = HC_CODEC_ZSTD,
+		.name = "img",
+		.version = "v1.0",
+		.entries = g_entries,
+		.nentries = NBLOCKS,
+		.sects = sects,
+		.nsects = 2,
 	};
 
-	memcpy(sects, g_sects, sizeof(sects));
-	sects[1].data = g_profile;
+	sects[0] = (struct sect){ HC_SECT_MIRRORS, 0, mirrors_text, sizeof(mirrors_text) - 1 };
+	sects[1] = (struct sect){ HC_SECT_PROFILE, 0, g_profile, sizeof(g_profile) };
 	return c;
 }
 
@@ -253,7 +258,7 @@ static void compare_index(const hc_index *a, const hc_index *b, const char *what
 		const struct hc_entry *x = &a->entries[i], *y = &b->entries[i];
 
 		check(!memcmp(x->hash, y->hash, HC_SHA256_LEN) && x->size == y->size &&
-			      x->codec == y->codec,
+			  x->codec == y->codec,
 		      "%s: entry %llu differs", what, (unsigned long long)i);
 	}
 	if (!check(a->nsections == b->nsections, "%s: nsections %zu != %zu", what, a->nsections,
@@ -263,7 +268,7 @@ static void compare_index(const hc_index *a, const hc_index *b, const char *what
 		const struct hc_section *x = &a->sections[i], *y = &b->sections[i];
 
 		check(x->type == y->type && x->flags == y->flags && x->len == y->len &&
-			      !memcmp(x->data, y->data, x->len) && x->offset == y->offset,
+			  !memcmp(x->data, y->data, x->len) && x->offset == y->offset,
 		      "%s: section %zu differs", what, i);
 	}
 	check(!memcmp(a->digest, b->digest, HC_SHA256_LEN), "%s: digest", what);
@@ -292,8 +297,8 @@ static void test_round_trip(void)
 
 	/* Section offsets point at their headers. */
 	eoff = entries_offset(&c) + NBLOCKS * HC_ENTRY_LEN;
-	check(idx->sections[0].offset == eoff && idx->sections[1].offset ==
-							eoff + 16 + pad8(sizeof(mirrors_text) - 1),
+	check(idx->sections[0].offset == eoff &&
+		  idx->sections[1].offset == eoff + 16 + pad8(sizeof(mirrors_text) - 1),
 	      "round trip: section offsets");
 
 	back = expect_accepted(buf, len, "round trip: parse");
@@ -449,7 +454,8 @@ static void test_resealed_flips(void)
 		for (size_t m = 0; m < sizeof(masks); m++) {
 			buf[i] ^= masks[m];
 			reseal(buf, len);
-			snprintf(what, sizeof(what), "resealed flip byte %zu ^ 0x%02x", i, masks[m]);
+			snprintf(what, sizeof(what), "resealed flip byte %zu ^ 0x%02x", i,
+				 masks[m]);
 			if (parse_exact(buf, len, &idx, &why) < 0) {
 				check(why != NULL, "%s: refused without a reason", what);
 			} else if (check(hc_index_serialize(idx, &again, &len2) == 0,
@@ -734,7 +740,7 @@ static void test_sections(void)
 	if (idx) {
 		s = hc_index_find_section(idx, 77);
 		check(idx->nsections == 3 && s && s->len == sizeof(hello) &&
-			      !memcmp(s->data, hello, sizeof(hello)) && s->flags == 0,
+			  !memcmp(s->data, hello, sizeof(hello)) && s->flags == 0,
 		      "unknown non-critical section: not kept as it was");
 		s = hc_index_find_section(idx, 1000);
 		check(s && s->len == 0 && s->flags == 2, "empty unknown section not kept");
@@ -855,9 +861,10 @@ static void test_crafted_shapes(void)
 	/* and after it */
 	memcpy(big, buf, len);
 	expect_refused(big, len + 8, 0, "8 bytes after the trailer");
+	/* and the start of the old trailer left in front of a new one */
 	memcpy(big, buf, len);
 	reseal(big, len + 8);
-	expect_refused(big, len + 8, 1, "trailer of the trailer");
+	expect_refused(big, len + 8, 1, "old trailer bytes before a new trailer");
 	free(big);
 	free(buf);
 }
@@ -886,7 +893,7 @@ static void test_latest(void)
 	check(n > 0 && (size_t)n == strlen(buf) && buf[n - 1] == '\n', "latest format: %d", n);
 	check(hc_latest_parse(buf, (size_t)n, &back) == 0, "latest round trip: refused");
 	check(!strcmp(back.version, l.version) && back.serial == l.serial &&
-		      !memcmp(back.digest, l.digest, HC_SHA256_LEN),
+		  !memcmp(back.digest, l.digest, HC_SHA256_LEN),
 	      "latest round trip: fields differ");
 	/* The digest is written in lowercase. */
 	check(!strncmp(buf, "v2.1_rc-3 42 01", 15) && !strpbrk(buf, "ABCDEF"),
@@ -898,8 +905,8 @@ static void test_latest(void)
 	memset(l.version, 'v', HC_NAME_MAX);
 	l.version[HC_NAME_MAX] = '\0';
 	n = hc_latest_format(&l, buf, sizeof(buf));
-	check(n > 0 && hc_latest_parse(buf, (size_t)n, &back) == 0 &&
-		      back.serial == UINT64_MAX && !strcmp(back.version, l.version),
+	check(n > 0 && hc_latest_parse(buf, (size_t)n, &back) == 0 && back.serial == UINT64_MAX &&
+		  !strcmp(back.version, l.version),
 	      "latest round trip: longest version and largest serial");
 
 	snprintf(buf, sizeof(buf), "v1 1 %s\n", hex);
@@ -958,12 +965,12 @@ static void test_latest(void)
 
 static void test_names(void)
 {
-	static const char *const good[] = { "a", "Z", "0", "img", "v1.2.3", "a_b-c.d",
-					    "x-", "x.", "latest.1", "Latest", "LATEST",
-					    "latest-2", "_x" };
-	static const char *const bad[] = { "", ".", "..", ".x", "-x", "a/b", "/", "a b",
-					   "a\tb", "a\n", "latest", "a:b", "a%2f", "\xc3\xa4",
-					   "a*", "a\\b" };
+	static const char *const good[] = { "a",       "Z",	   "0",	 "img",	     "v1.2.3",
+					    "a_b-c.d", "x-",	   "x.", "latest.1", "Latest",
+					    "LATEST",  "latest-2", "_x" };
+	static const char *const bad[] = { "",	   ".",	       "..",   ".x",  "-x",	"a/b",
+					   "/",	   "a b",      "a\tb", "a\n", "latest", "a:b",
+					   "a%2f", "\xc3\xa4", "a*",   "a\\b" };
 	char name[HC_NAME_MAX + 2];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -989,8 +996,8 @@ static void test_misc(void)
 	check(strlen(path) == HC_BLOCK_PATH_LEN - 1 && !strncmp(path, "blocks/ab/abacad", 16),
 	      "block path: %s", path);
 	check(hc_codec_from_name("zstd") == HC_CODEC_ZSTD &&
-		      hc_codec_from_name("zlib") == HC_CODEC_ZLIB &&
-		      hc_codec_from_name("none") == HC_CODEC_RAW,
+		  hc_codec_from_name("zlib") == HC_CODEC_ZLIB &&
+		  hc_codec_from_name("none") == HC_CODEC_RAW,
 	      "codec names");
 	check(hc_codec_from_name("zero") < 0 && hc_codec_from_name("gzip") < 0,
 	      "codec name: zero or gzip accepted for building");

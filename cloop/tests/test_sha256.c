@@ -13,8 +13,7 @@
 
 static int passed, failed;
 
-__attribute__((format(printf, 2, 3)))
-static void check(int ok, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void check(int ok, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -64,8 +63,7 @@ static void fill_random(uint8_t *p, size_t len)
 
 /* Feed data in random-sized pieces (including empty ones) so every
  * buffer-fill and direct-block path in update gets exercised. */
-static void hash_pieces(const uint8_t *p, size_t len, size_t max_piece,
-			uint8_t out[HC_SHA256_LEN])
+static void hash_pieces(const uint8_t *p, size_t len, size_t max_piece, uint8_t out[HC_SHA256_LEN])
 {
 	hc_sha256_ctx ctx;
 
@@ -85,21 +83,19 @@ static void hash_pieces(const uint8_t *p, size_t len, size_t max_piece,
 struct kat {
 	const char *name;
 	const char *msg;
-	size_t repeat;		/* msg is hashed this many times */
+	size_t repeat; /* msg is hashed this many times */
 	const char *hex;
 };
 
 static const struct kat kats[] = {
-	{ "empty", "", 1,
-	  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
-	{ "abc", "abc", 1,
-	  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+	{ "empty", "", 1, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+	{ "abc", "abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
 	{ "448-bit", "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 1,
 	  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
 	{ "896-bit",
 	  "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmn"
-	  "hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu", 1,
-	  "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1" },
+	  "hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+	  1, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1" },
 	{ "million-a", "a", 1000000,
 	  "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0" },
 };
@@ -120,14 +116,14 @@ static void test_kats(const char *backend)
 			hc_sha256_update(&ctx, t->msg, mlen);
 		hc_sha256_final(&ctx, d);
 		to_hex(d, hex);
-		check(!strcmp(hex, t->hex), "kat %s (%s): got %s want %s",
-		      t->name, backend, hex, t->hex);
+		check(!strcmp(hex, t->hex), "kat %s (%s): got %s want %s", t->name, backend, hex,
+		      t->hex);
 
 		if (t->repeat == 1) {
 			hc_sha256(t->msg, mlen, d);
 			to_hex(d, hex);
-			check(!strcmp(hex, t->hex), "kat %s one-shot (%s): got %s",
-			      t->name, backend, hex);
+			check(!strcmp(hex, t->hex), "kat %s one-shot (%s): got %s", t->name,
+			      backend, hex);
 		}
 	}
 }
@@ -209,14 +205,13 @@ int main(void)
 	size_t len;
 
 	hc_sha256_force_portable(1);
-	check(!strcmp(hc_sha256_backend(), "portable"),
-	      "backend: force_portable not honoured");
+	check(!strcmp(hc_sha256_backend(), "portable"), "backend: force_portable not honoured");
 	test_kats("portable");
 	hc_sha256_force_portable(0);
 	test_kats(hc_sha256_backend());
 	if (strcmp(hc_sha256_backend(), "sha-ni"))
 		fprintf(stderr, "note: no SHA-NI on this CPU; "
-			"agreement tests compare portable with itself\n");
+				"agreement tests compare portable with itself\n");
 
 	buf = malloc(big);
 	if (!buf) {

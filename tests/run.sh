@@ -1,0 +1,73 @@
+#!/bin/bash
+# The whole test suite: installs what it needs (./build.sh deps), builds,
+# then runs the unit tests (also under ASan+UBSan), the lint checks and
+# every integration script; prints "N passed, M failed, K skipped".
+# Usage: tests/run.sh [TEST...]   (names as listed by tests/run.sh --list)
+set -eu
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP"
+
+ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-faults hcloop-offline
+	hcloop-faults-san hcloop-offline-san)
+
+t_lint() {
+	local sh
+	mapfile -t sh < <(git ls-files '*.sh' build.sh .ci/run 2>/dev/null | sort -u)
+	shellcheck -x "${sh[@]}" &&
+		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c
+}
+t_unit() { make -s -C cloop check; }
+t_unit-san() { make -s -C cloop SAN=1 check; }
+# The daemon under the sanitizers: reports go to files, since a daemon's
+# stderr is gone; any report is a failure.
+san_run() {
+	local dir rc=0
+	make -s -C cloop SAN=1 build-san/hcloop
+	dir=$(mktemp -d)
+	ASAN_OPTIONS=log_path=$dir/asan UBSAN_OPTIONS=log_path=$dir/ubsan:print_stacktrace=1 \
+		HCLOOP=$TOP/cloop/build-san/hcloop "tests/$1.sh" || rc=$?
+	if compgen -G "$dir/*" >/dev/null; then
+		cat "$dir"/* >&2
+		rc=1
+	fi
+	rm -rf "$dir"
+	return "$rc"
+}
+t_hcloop-faults-san() { san_run hcloop-faults; }
+t_hcloop-offline-san() { san_run hcloop-offline; }
+
+if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL[@]}"; exit 0; fi
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,5p' "$0"; exit 0; fi
+[[ $(id -u) == 0 ]] || { echo "tests/run.sh: needs root (FUSE, loop devices, mounts)" >&2; exit 1; }
+./build.sh deps hcloop
+
+tests=("$@")
+((${#tests[@]})) || tests=("${ALL[@]}")
+passed=0 failed=0 skipped=0 failures=()
+logdir=$TOP/out/test-logs
+mkdir -p "$logdir"
+for t in "${tests[@]}"; do
+	start=$SECONDS
+	rc=0
+	if declare -F "t_$t" >/dev/null; then
+		"t_$t" >"$logdir/$t.log" 2>&1 || rc=$?
+	elif [[ -x tests/$t.sh ]]; then
+		"tests/$t.sh" >"$logdir/$t.log" 2>&1 || rc=$?
+	else
+		echo "unknown test: $t" >&2
+		rc=1
+	fi
+	case $rc in
+	0) passed=$((passed + 1)); verdict=PASS ;;
+	77) skipped=$((skipped + 1)); verdict=SKIP ;;
+	*) failed=$((failed + 1)); verdict=FAIL; failures+=("$t") ;;
+	esac
+	printf '%-22s %s  (%d s)  %s\n' "$t" "$verdict" $((SECONDS - start)) \
+		"$(grep -E '^[0-9]+ passed, [0-9]+ failed|^test_.*passed' "$logdir/$t.log" | tr '\n' ' ')"
+	if [[ $verdict == FAIL ]]; then
+		grep -E '^FAIL|error|Error' "$logdir/$t.log" | head -n 20 | sed 's/^/    /'
+		echo "    (full log: $logdir/$t.log)"
+	fi
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
