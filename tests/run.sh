@@ -13,7 +13,7 @@ ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-faults hcl
 t_lint() {
 	local sh
 	mapfile -t sh < <(git ls-files '*.sh' build.sh .ci/run 2>/dev/null | sort -u)
-	shellcheck -x "${sh[@]}" &&
+	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c
 }
 t_unit() { make -s -C cloop check; }

@@ -50,6 +50,7 @@ struct hc_dev {
 	 * retry again would only make the reader hang longer. */
 	uint32_t *failed_at;
 	double opened;
+	uint8_t *zeros; /* one block of zeros for zero blocks in a readv */
 	struct jobq urgent, background;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -414,13 +415,14 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 	pthread_mutex_unlock(&d->lock);
 }
 
-ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
+int hc_dev_readv(hc_dev *d, uint64_t off, size_t len, struct hc_dev_vec *v)
 {
 	const hc_index *idx = d->idx;
 	uint64_t first, last, end;
-	uint8_t *out = buf;
 	int err = 0;
 
+	v->n = 0;
+	v->len = 0;
 	if (off >= idx->image_size || len == 0)
 		return 0;
 	if (len > idx->image_size - off)
@@ -428,6 +430,11 @@ ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
 	end = off + len;
 	first = off >> idx->block_shift;
 	last = (end - 1) >> idx->block_shift;
+	if (last - first + 1 > HC_DEV_VEC_MAX) {
+		last = first + HC_DEV_VEC_MAX - 1;
+		end = (last + 1) << idx->block_shift;
+		len = (size_t)(end - off);
+	}
 	read_ahead(d, first, last);
 	if (last > first) {
 		/* All blocks of a long read at once, not one after another. */
@@ -441,18 +448,18 @@ ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
 		uint64_t from = off > bstart ? off - bstart : 0;
 		uint64_t bend = bstart + hc_index_block_len(idx, b);
 		size_t n = (size_t)((end < bend ? end : bend) - bstart - from);
-		struct hc_mblock *m;
+		struct hc_mblock *m = NULL;
 
 		if (idx->entries[b].codec == HC_CODEC_ZERO) {
-			memset(out, 0, n);
+			v->iov[v->n].iov_base = d->zeros;
 		} else {
 			m = get_block(d, b, &err);
 			if (!m)
 				break;
-			memcpy(out, m->data + from, n);
-			hc_memcache_release(d->mc, m);
+			v->iov[v->n].iov_base = m->data + from;
 		}
-		out += n;
+		v->iov[v->n].iov_len = n;
+		v->held[v->n++] = m;
 	}
 	pthread_mutex_lock(&d->lock);
 	d->reads++;
@@ -461,7 +468,43 @@ ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
 	else
 		d->bytes_read += len;
 	pthread_mutex_unlock(&d->lock);
-	return err ? -EIO : (ssize_t)len;
+	if (err) {
+		hc_dev_release(d, v);
+		return -EIO;
+	}
+	v->len = len;
+	return 0;
+}
+
+void hc_dev_release(hc_dev *d, struct hc_dev_vec *v)
+{
+	for (int i = 0; i < v->n; i++)
+		hc_memcache_release(d->mc, v->held[i]);
+	v->n = 0;
+}
+
+ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off)
+{
+	struct hc_dev_vec v;
+	uint8_t *out = buf;
+	size_t done = 0;
+
+	/* Long reads come back HC_DEV_VEC_MAX blocks at a time. */
+	while (done < len) {
+		int r = hc_dev_readv(d, off + done, len - done, &v);
+
+		if (r < 0)
+			return r;
+		if (v.len == 0)
+			break;
+		for (int i = 0; i < v.n; i++) {
+			memcpy(out, v.iov[i].iov_base, v.iov[i].iov_len);
+			out += v.iov[i].iov_len;
+		}
+		done += v.len;
+		hc_dev_release(d, &v);
+	}
+	return (ssize_t)done;
 }
 
 int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct hc_dev_opts *o,
@@ -478,13 +521,14 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	d->pend = calloc(idx->block_count ? idx->block_count : 1, sizeof(*d->pend));
 	d->failed_at = calloc(idx->block_count ? idx->block_count : 1, sizeof(*d->failed_at));
 	d->opened = hc_now();
+	d->zeros = calloc(1, hc_index_block_size(idx));
 	d->mc = hc_memcache_new(o->mem_cache, idx->block_count);
 	d->nthreads = o->workers ? o->workers : 1;
 	d->threads = calloc(d->nthreads, sizeof(*d->threads));
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->done_cond, NULL);
 	pthread_cond_init(&d->job_cond, NULL);
-	if (!d->url || !d->pend || !d->failed_at || !d->mc || !d->threads ||
+	if (!d->url || !d->pend || !d->failed_at || !d->zeros || !d->mc || !d->threads ||
 	    !(d->f = hc_fetcher_new(url, &o->fetch)))
 		goto fail;
 	for (unsigned i = 0; i < d->nthreads; i++)
@@ -528,6 +572,7 @@ void hc_dev_close(hc_dev *d)
 	free(d->threads);
 	free(d->pend);
 	free(d->failed_at);
+	free(d->zeros);
 	free(d->url);
 	free(d);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "diskcache.h"
 #include "fetch.h"
@@ -37,6 +38,19 @@ void hc_dev_close(hc_dev *d);
 const hc_index *hc_dev_index(const hc_dev *d);
 /* Bytes read (short only at the end of the image) or -EIO. */
 ssize_t hc_dev_read(hc_dev *d, void *buf, size_t len, uint64_t off);
+
+/* The same without a copy: iov points into cached blocks, which stay
+ * valid until hc_dev_release. Covers at most HC_DEV_VEC_MAX blocks
+ * (len says how much); 0 or -EIO. */
+#define HC_DEV_VEC_MAX 260
+struct hc_dev_vec {
+	struct iovec iov[HC_DEV_VEC_MAX];
+	struct hc_mblock *held[HC_DEV_VEC_MAX];
+	int n;
+	size_t len;
+};
+int hc_dev_readv(hc_dev *d, uint64_t off, size_t len, struct hc_dev_vec *v);
+void hc_dev_release(hc_dev *d, struct hc_dev_vec *v);
 /* Human-readable counters, one "key value" per line. */
 int hc_dev_stats_text(hc_dev *d, char *buf, size_t len);
 

@@ -27,9 +27,20 @@ struct seen_set {
 	size_t mask;
 };
 
+/* Block files written under temporary names, waiting for one syncfs()
+ * to make them durable together before they are renamed into place: as
+ * safe as an fdatasync per file, at a fraction of the cost. */
+#define BATCH 256
+struct batch {
+	char *tmp[BATCH];
+	char *dst[BATCH];
+	int n;
+};
+
 struct make_ctx {
 	const struct hc_make_opts *o;
 	int fd;
+	int storefd;
 	hc_index *idx;
 	struct seen_set seen;
 	atomic_uint_fast64_t next, done;
@@ -119,9 +130,29 @@ static int store_has(const char *path, const uint8_t *hash, size_t size)
 	return ok;
 }
 
-static int store_block(struct make_ctx *m, const struct hc_entry *e, const uint8_t *data)
+static int batch_flush(struct make_ctx *m, struct batch *b)
+{
+	int r = 0;
+
+	if (b->n && syncfs(m->storefd) < 0)
+		r = -errno;
+	for (int i = 0; i < b->n; i++) {
+		if (r == 0 && rename(b->tmp[i], b->dst[i]) < 0)
+			r = -errno;
+		if (r < 0)
+			unlink(b->tmp[i]);
+		free(b->tmp[i]);
+		free(b->dst[i]);
+	}
+	b->n = 0;
+	return r;
+}
+
+static int store_block(struct make_ctx *m, struct batch *b, const struct hc_entry *e,
+		       const uint8_t *data)
 {
 	char rel[HC_BLOCK_PATH_LEN], path[PATH_MAX];
+	int r;
 
 	hc_block_path(e->hash, rel);
 	if (hc_pathf(path, sizeof(path), "%s/%s", m->o->store, rel) < 0)
@@ -133,11 +164,19 @@ static int store_block(struct make_ctx *m, const struct hc_entry *e, const uint8
 	}
 	m->written++;
 	m->bytes_written += e->size;
-	return hc_write_atomic(path, data, e->size, 1);
+	b->dst[b->n] = strdup(path);
+	if (!b->dst[b->n])
+		return -ENOMEM;
+	r = hc_write_tmp(path, data, e->size, 0, &b->tmp[b->n]);
+	if (r < 0) {
+		free(b->dst[b->n]);
+		return r;
+	}
+	return ++b->n == BATCH ? batch_flush(m, b) : 0;
 }
 
-static int make_block(struct make_ctx *m, hc_codec_ctx *cc, uint64_t i, uint8_t *in, uint8_t *out,
-		      size_t cap)
+static int make_block(struct make_ctx *m, hc_codec_ctx *cc, struct batch *b, uint64_t i,
+		      uint8_t *in, uint8_t *out, size_t cap)
 {
 	hc_index *idx = m->idx;
 	struct hc_entry *e = &idx->entries[i];
@@ -172,11 +211,18 @@ static int make_block(struct make_ctx *m, hc_codec_ctx *cc, uint64_t i, uint8_t 
 	}
 	m->unique++;
 	m->bytes_stored += n;
-	r = store_block(m, e, out);
+	r = store_block(m, b, e, out);
 	if (r < 0)
 		hc_err("%s: writing block %llu: %s", m->o->store, (unsigned long long)i,
 		       strerror(-r));
 	return r;
+}
+
+static void set_error(struct make_ctx *m, int err)
+{
+	int zero = 0;
+
+	atomic_compare_exchange_strong(&m->err, &zero, err);
 }
 
 static void *worker(void *arg)
@@ -185,23 +231,27 @@ static void *worker(void *arg)
 	size_t bs = hc_index_block_size(m->idx), cap = hc_codec_bound(bs);
 	uint8_t *in = malloc(bs), *out = malloc(cap);
 	hc_codec_ctx *cc = hc_codec_ctx_new();
+	struct batch *b = calloc(1, sizeof(*b));
 	uint64_t i;
+	int r;
 
-	if (!in || !out || !cc) {
+	if (!in || !out || !cc || !b) {
 		m->err = -ENOMEM;
 		goto out;
 	}
 	while (!m->err && (i = m->next++) < m->idx->block_count) {
-		int r = make_block(m, cc, i, in, out, cap);
-
-		if (r < 0) {
-			int zero = 0;
-
-			atomic_compare_exchange_strong(&m->err, &zero, r);
-		}
+		r = make_block(m, cc, b, i, in, out, cap);
+		if (r < 0)
+			set_error(m, r);
 		m->done++;
 	}
+	r = batch_flush(m, b);
+	if (r < 0) {
+		hc_err("%s: writing blocks: %s", m->o->store, strerror(-r));
+		set_error(m, r);
+	}
 out:
+	free(b);
 	free(in);
 	free(out);
 	hc_codec_ctx_free(cc);
@@ -360,8 +410,8 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 	r = add_mirrors(o, idx);
 	if (r < 0 || (r = hc_index_serialize(idx, &buf, &len)) < 0)
 		return r;
-	/* Blocks were fdatasync'ed one by one; syncfs makes their directory
-	 * entries durable too before an index can point at them. */
+	/* The renames of the last blocks must be durable before an index
+	 * can point at them. */
 	storefd = open(o->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (storefd >= 0) {
 		syncfs(storefd);
@@ -402,7 +452,7 @@ static int prepare_store(const char *store)
 
 int hc_make(const struct hc_make_opts *o, struct hc_make_stats *ret)
 {
-	struct make_ctx m = { .o = o, .fd = -1 };
+	struct make_ctx m = { .o = o, .fd = -1, .storefd = -1 };
 	struct hc_latest latest;
 	int have_latest;
 	char version[32];
@@ -423,6 +473,12 @@ int hc_make(const struct hc_make_opts *o, struct hc_make_stats *ret)
 	r = prepare_store(o->store);
 	if (r < 0) {
 		hc_err("%s: cannot create the store: %s", o->store, strerror(-r));
+		goto out;
+	}
+	m.storefd = open(o->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m.storefd < 0) {
+		r = -errno;
+		hc_err("%s: %s", o->store, strerror(-r));
 		goto out;
 	}
 	r = read_latest(o->store, o->name, &latest);
@@ -468,6 +524,8 @@ out:
 		seen_free(&m.seen);
 	hc_index_free(m.idx);
 	close(m.fd);
+	if (m.storefd >= 0)
+		close(m.storefd);
 	return r;
 }
 

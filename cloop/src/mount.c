@@ -7,8 +7,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <fuse_lowlevel.h>
+#include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,8 @@ enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
 
 struct fs {
 	hc_dev *dev;
+	const char *mountpoint;
+	atomic_int widened;
 	const hc_index *idx; /* for attributes before the device starts */
 	time_t mtime;
 };
@@ -119,6 +124,37 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_buf(req, buf, used);
 }
 
+/* The kernel reads ahead on a FUSE mount in 128 KiB steps by default; the
+ * image is read mostly in long runs (a loop device, a boot), where 1 MiB
+ * requests cost fewer round trips through the daemon. The mount's bdi is
+ * named by its device number, found in mountinfo: a stat() of the mount
+ * point would wait for this very daemon. It must run after the kernel has
+ * taken the INIT reply, which sets the readahead anew: at the first open.
+ * Best effort: needs root. */
+static void widen_readahead(const char *abs)
+{
+	char line[PATH_MAX + 256], mp[PATH_MAX], path[128];
+	unsigned maj = 0, min = 0;
+	int found = 0;
+	FILE *f;
+
+	if (!(f = fopen("/proc/self/mountinfo", "re")))
+		return;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) == 3 &&
+			!strcmp(mp, abs);
+	fclose(f);
+	if (!found ||
+	    hc_pathf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min) < 0)
+		return;
+	f = fopen(path, "we");
+	if (!f)
+		return;
+	fputs("1024\n", f);
+	if (fclose(f) != 0)
+		hc_debug("%s: cannot widen the readahead", path);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
@@ -130,6 +166,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ino == INO_IMAGE) {
+		if (fs->mountpoint && atomic_exchange(&fs->widened, 1) == 0)
+			widen_readahead(fs->mountpoint);
 		fi->keep_cache = 1; /* immutable: the page cache stays valid */
 		fuse_reply_open(req, fi);
 		return;
@@ -155,31 +193,38 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
-	ssize_t n;
-	char *buf;
+	struct hc_dev_vec *v;
+	int r;
 
 	if (ino == INO_STATS) {
 		const char *snap = (const char *)(uintptr_t)fi->fh;
-		size_t len = strlen(snap);
+		size_t len = strlen(snap), n = 0;
+		char part[STATS_MAX];
 
-		if ((size_t)off >= len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, snap + off,
-				       len - (size_t)off < size ? len - (size_t)off : size);
+		/* Replied from a copy: once the kernel has the reply the reader
+		 * may close the file, and its release frees the snapshot. */
+		if ((size_t)off < len) {
+			n = len - (size_t)off < size ? len - (size_t)off : size;
+			memcpy(part, snap + off, n);
+		}
+		fuse_reply_buf(req, part, n);
 		return;
 	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
+	v = malloc(sizeof(*v));
+	if (!v) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = hc_dev_read(fs->dev, buf, size, (uint64_t)off);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+	/* The reply is written straight from the cached blocks. */
+	r = hc_dev_readv(fs->dev, (uint64_t)off, size, v);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else if (v->n == 0)
+		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_iov(req, v->iov, v->n);
+	hc_dev_release(fs->dev, v);
+	free(v);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -321,6 +366,10 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 		hc_err("libcurl failed to initialise");
 		return 1;
 	}
+	/* Blocks and read buffers are 4 KiB..4 MiB and come and go all the
+	 * time: from the heap, not a fresh mmap (and page faults) each. */
+	mallopt(M_MMAP_THRESHOLD, 16 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	if (o->cache_dir) {
 		r = hc_diskcache_open(o->cache_dir, o->cache_size, &dc);
 		if (r < 0) {
@@ -335,9 +384,12 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 		r = 1;
 	} else {
 		fs.idx = idx;
+		/* Absolute now: the daemon will chdir to /. */
+		fs.mountpoint = realpath(o->mountpoint, NULL);
 		fs.mtime = (time_t)idx->created;
 		r = serve(o, &fs, idx, dc, argv0);
 	}
+	free((char *)fs.mountpoint);
 	hc_diskcache_close(dc);
 	hc_fetch_global_cleanup();
 	return r;

@@ -218,29 +218,48 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int hc_write_atomic(const char *path, const void *data, size_t len, int sync)
+int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char **ret_tmp)
 {
 	static _Atomic unsigned long counter;
-	char tmp[PATH_MAX];
+	char *tmp;
 	int fd, r;
 
 	/* pid + counter keeps concurrent writers (threads or processes
 	 * sharing a store or cache) off each other's temporary files. */
-	r = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%lu", path, (long)getpid(), counter++);
-	if (r < 0 || (size_t)r >= sizeof(tmp))
-		return -ENAMETOOLONG;
+	if (asprintf(&tmp, "%s.tmp.%ld.%lu", path, (long)getpid(), counter++) < 0)
+		return -ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		free(tmp);
+		return r;
+	}
 	r = write_all(fd, data, len);
 	if (r == 0 && sync && fdatasync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		unlink(tmp);
+		free(tmp);
+		return r;
+	}
+	*ret_tmp = tmp;
+	return 0;
+}
+
+int hc_write_atomic(const char *path, const void *data, size_t len, int sync)
+{
+	char *tmp;
+	int r = hc_write_tmp(path, data, len, sync, &tmp);
+
+	if (r < 0)
+		return r;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		unlink(tmp);
+	}
+	free(tmp);
 	return r;
 }
 

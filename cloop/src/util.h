@@ -70,6 +70,9 @@ int hc_mkdir_p(const char *path, mode_t mode);
 /* Write to a unique temporary name beside path, optionally fsync, then
  * rename over path: readers see the old file or the whole new one. */
 int hc_write_atomic(const char *path, const void *data, size_t len, int sync);
+/* The first half of that: the data under a new temporary name beside
+ * path, returned in *ret_tmp (malloc'ed) for the caller to rename. */
+int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char **ret_tmp);
 /* Reads a whole file of at most max bytes; -EFBIG beyond. */
 int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max);
 int hc_fsync_dir(const char *path);
