@@ -23,6 +23,7 @@ struct pending {
 	uint64_t block;
 	int refs; /* the job system's one, plus each waiting reader */
 	int done, err;
+	pthread_cond_t cond; /* readers of this block wait here */
 	struct hc_mblock *m;
 	/* job queue */
 	enum job job;
@@ -43,7 +44,7 @@ struct hc_dev {
 	hc_memcache *mc;
 	hc_diskcache *dc;
 	pthread_mutex_t lock;
-	pthread_cond_t done_cond, job_cond;
+	pthread_cond_t job_cond;
 	struct pending **pend;
 	/* When each block last failed (seconds since open, 0: never): the
 	 * kernel re-asks for a failed page at once, and waiting out every
@@ -62,7 +63,7 @@ struct hc_dev {
 void hc_dev_opts_default(struct hc_dev_opts *o)
 {
 	hc_fetch_opts_default(&o->fetch);
-	o->mem_cache = 64 << 20;
+	o->mem_cache = 16 << 20; /* staging: the page cache caches */
 	o->readahead = 32;
 	o->workers = 2;
 }
@@ -206,6 +207,7 @@ static void pending_put(struct hc_dev *d, struct pending *p)
 		return;
 	if (p->m)
 		hc_memcache_release(d->mc, p->m);
+	pthread_cond_destroy(&p->cond);
 	free(p);
 }
 
@@ -235,7 +237,7 @@ static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, i
 		d->block_errors++;
 		d->failed_at[p->block] = since_open(d);
 	}
-	pthread_cond_broadcast(&d->done_cond);
+	pthread_cond_broadcast(&p->cond);
 	pending_put(d, p);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -243,7 +245,8 @@ static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, i
 static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p, uint8_t *data)
 {
 	const struct hc_entry *e = &d->idx->entries[p->block];
-	struct hc_mblock *m = hc_mblock_new(p->block, hc_index_block_len(d->idx, p->block));
+	struct hc_mblock *m =
+	    hc_memcache_alloc(d->mc, p->block, hc_index_block_len(d->idx, p->block));
 	int r = m ? hc_block_decode(cc, e->codec, data, e->size, m->data, m->len) : -ENOMEM;
 
 	free(data);
@@ -351,6 +354,7 @@ static struct pending *request(struct hc_dev *d, uint64_t b, int urgent)
 	p->dev = d;
 	p->block = b;
 	p->refs = 1;
+	pthread_cond_init(&p->cond, NULL);
 	p->req.urgent = urgent;
 	d->pend[b] = p;
 	push_job(d, p, JOB_LOAD);
@@ -381,7 +385,7 @@ static struct hc_mblock *get_block(struct hc_dev *d, uint64_t b, int *ret_err)
 		}
 		p->refs++;
 		while (!p->done)
-			pthread_cond_wait(&d->done_cond, &d->lock);
+			pthread_cond_wait(&p->cond, &d->lock);
 		*ret_err = p->err;
 		m = p->m;
 		if (m)
@@ -526,7 +530,6 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	d->nthreads = o->workers ? o->workers : 1;
 	d->threads = calloc(d->nthreads, sizeof(*d->threads));
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->done_cond, NULL);
 	pthread_cond_init(&d->job_cond, NULL);
 	if (!d->url || !d->pend || !d->failed_at || !d->zeros || !d->mc || !d->threads ||
 	    !(d->f = hc_fetcher_new(url, &o->fetch)))
@@ -565,7 +568,6 @@ void hc_dev_close(hc_dev *d)
 		pending_put(d, p);
 	}
 	hc_memcache_free(d->mc);
-	pthread_cond_destroy(&d->done_cond);
 	pthread_cond_destroy(&d->job_cond);
 	pthread_mutex_destroy(&d->lock);
 	hc_index_free(d->idx);

@@ -47,7 +47,7 @@ static const char usage[] =
     "      -C, --cache-dir DIR    keep verified blocks in DIR across mounts; with\n"
     "                             every block cached no network is needed\n"
     "      -S, --cache-size SIZE  bound of the disk cache (1G)\n"
-    "      -M, --mem-cache SIZE   decompressed blocks kept in memory (64M)\n"
+    "      -M, --mem-cache SIZE   decompressed blocks kept in memory (16M)\n"
     "      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
     "      -n, --connections N    HTTP transfers in flight (8)\n"
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"

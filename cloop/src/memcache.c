@@ -10,8 +10,12 @@ struct hc_memcache {
 	uint64_t budget, used, nkeys;
 	struct hc_mblock **slots;
 	struct hc_mblock *head, *tail;
+	struct hc_mblock *spare; /* freed blocks kept for reuse */
+	unsigned nspare;
 	struct hc_memcache_stats st;
 };
+
+#define MAX_SPARE 64
 
 hc_memcache *hc_memcache_new(uint64_t budget, uint64_t nkeys)
 {
@@ -38,6 +42,7 @@ struct hc_mblock *hc_mblock_new(uint64_t key, uint32_t len)
 		return NULL;
 	b->key = key;
 	b->len = len;
+	b->cap = len;
 	b->refs = 1;
 	b->cached = 0;
 	b->prev = b->next = NULL;
@@ -68,6 +73,41 @@ static void append_lru(hc_memcache *mc, struct hc_mblock *b)
 	mc->tail = b;
 }
 
+/* With the lock held: the last reference is gone. */
+static void put_spare(hc_memcache *mc, struct hc_mblock *b)
+{
+	if (mc->nspare >= MAX_SPARE) {
+		free(b);
+		return;
+	}
+	b->next = mc->spare;
+	mc->spare = b;
+	mc->nspare++;
+}
+
+struct hc_mblock *hc_memcache_alloc(hc_memcache *mc, uint64_t key, uint32_t len)
+{
+	struct hc_mblock *b;
+
+	pthread_mutex_lock(&mc->lock);
+	b = mc->spare;
+	if (b && b->cap >= len) {
+		mc->spare = b->next;
+		mc->nspare--;
+	} else {
+		b = NULL;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	if (!b)
+		return hc_mblock_new(key, len);
+	b->key = key;
+	b->len = len;
+	b->refs = 1;
+	b->cached = 0;
+	b->prev = b->next = NULL;
+	return b;
+}
+
 static void drop(hc_memcache *mc, struct hc_mblock *b)
 {
 	unlink_lru(mc, b);
@@ -76,7 +116,7 @@ static void drop(hc_memcache *mc, struct hc_mblock *b)
 	mc->used -= b->len;
 	mc->st.blocks--;
 	if (--b->refs == 0)
-		free(b);
+		put_spare(mc, b);
 }
 
 void hc_memcache_free(hc_memcache *mc)
@@ -85,6 +125,12 @@ void hc_memcache_free(hc_memcache *mc)
 		return;
 	while (mc->head)
 		drop(mc, mc->head);
+	while (mc->spare) {
+		struct hc_mblock *b = mc->spare;
+
+		mc->spare = b->next;
+		free(b);
+	}
 	pthread_mutex_destroy(&mc->lock);
 	free(mc->slots);
 	free(mc);
@@ -146,15 +192,12 @@ void hc_memcache_put(hc_memcache *mc, struct hc_mblock *b)
 
 void hc_memcache_release(hc_memcache *mc, struct hc_mblock *b)
 {
-	int last;
-
 	if (!b)
 		return;
 	pthread_mutex_lock(&mc->lock);
-	last = --b->refs == 0;
+	if (--b->refs == 0)
+		put_spare(mc, b);
 	pthread_mutex_unlock(&mc->lock);
-	if (last)
-		free(b);
 }
 
 void hc_memcache_ref(hc_memcache *mc, struct hc_mblock *b)

@@ -13,6 +13,7 @@ struct hc_mblock {
 	uint64_t key;
 	uint32_t len;
 	/* private to memcache.c */
+	uint32_t cap;
 	int refs;
 	int cached;
 	struct hc_mblock *prev, *next;
@@ -23,6 +24,9 @@ hc_memcache *hc_memcache_new(uint64_t budget, uint64_t nkeys);
 void hc_memcache_free(hc_memcache *mc);
 /* A new block with one reference, owned by the caller. */
 struct hc_mblock *hc_mblock_new(uint64_t key, uint32_t len);
+/* The same, reusing the memory of a block freed earlier when one fits:
+ * fresh memory costs a page fault per page on first touch. */
+struct hc_mblock *hc_memcache_alloc(hc_memcache *mc, uint64_t key, uint32_t len);
 /* Referenced block or NULL. */
 struct hc_mblock *hc_memcache_get(hc_memcache *mc, uint64_t key);
 /* Adds b (the caller keeps its own reference) and evicts old blocks while
