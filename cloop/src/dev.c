@@ -57,7 +57,7 @@ struct hc_dev {
 	unsigned nthreads;
 	int stop;
 	uint64_t seq_next, ra_next;
-	uint64_t reads, bytes_read, read_errors, block_errors;
+	uint64_t reads, bytes_read, read_errors, block_errors, readahead_blocks;
 };
 
 void hc_dev_opts_default(struct hc_dev_opts *o)
@@ -65,7 +65,7 @@ void hc_dev_opts_default(struct hc_dev_opts *o)
 	hc_fetch_opts_default(&o->fetch);
 	o->mem_cache = 16 << 20; /* staging: the page cache caches */
 	o->readahead = 32;
-	o->workers = 2;
+	o->workers = 4; /* two cores busy while others wait for the disk */
 }
 
 static int load_latest(const char *url, const char *name, const struct hc_fetch_opts *fo,
@@ -397,21 +397,24 @@ static struct hc_mblock *get_block(struct hc_dev *d, uint64_t b, int *ret_err)
 	return m;
 }
 
-/* Sequential readers get the next blocks fetched before they ask: the
- * window slides with them and each block is requested once. */
+/* Sequential readers get the next blocks loaded before they ask: the
+ * window slides with them and each block is requested once. The kernel
+ * sends a sequential reader's requests from several threads, a little
+ * out of order, so "sequential" means "near where the last one ended". */
 static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 {
-	uint64_t end;
+	uint64_t end, near = d->o.readahead + 1;
 
 	if (!d->o.readahead)
 		return;
 	pthread_mutex_lock(&d->lock);
-	if (first + 1 >= d->seq_next && first <= d->seq_next + 1) {
+	if (first + near >= d->seq_next && first <= d->seq_next + near) {
 		end = last + d->o.readahead;
 		if (end >= d->idx->block_count)
 			end = d->idx->block_count - 1;
 		for (uint64_t b = d->ra_next > last ? d->ra_next : last + 1; b <= end; b++)
-			request(d, b, 0);
+			if (request(d, b, 0))
+				d->readahead_blocks++;
 		if (end + 1 > d->ra_next)
 			d->ra_next = end + 1;
 	}
@@ -596,25 +599,26 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 	if (d->dc)
 		hc_diskcache_stats(d->dc, &ds);
 	pthread_mutex_lock(&d->lock);
-	n = snprintf(buf, len,
-		     "url %s\nimage %s\nversion %s\nserial %llu\nimage_bytes %llu\n"
-		     "block_size %llu\nreads %llu\nbytes_read %llu\nread_errors %llu\n"
-		     "block_errors %llu\nfetch_requests %llu\nfetched_blocks %llu\n"
-		     "fetched_bytes %llu\nfetch_retries %llu\nfetch_failures %llu\n"
-		     "in_flight %u\nqueued %u\nmem_hits %llu\nmem_misses %llu\n"
-		     "mem_bytes %llu\ndisk_hits %llu\ndisk_misses %llu\ndisk_bytes %llu\n"
-		     "disk_damaged %llu\ndisk_evictions %llu\n",
-		     d->url, d->idx->name, d->idx->version, (unsigned long long)d->idx->serial,
-		     (unsigned long long)d->idx->image_size,
-		     (unsigned long long)hc_index_block_size(d->idx), (unsigned long long)d->reads,
-		     (unsigned long long)d->bytes_read, (unsigned long long)d->read_errors,
-		     (unsigned long long)d->block_errors, (unsigned long long)fs.requests,
-		     (unsigned long long)fs.fetched, (unsigned long long)fs.bytes,
-		     (unsigned long long)fs.retries, (unsigned long long)fs.failures, fs.in_flight,
-		     fs.queued, (unsigned long long)ms.hits, (unsigned long long)ms.misses,
-		     (unsigned long long)ms.bytes, (unsigned long long)ds.hits,
-		     (unsigned long long)ds.misses, (unsigned long long)ds.bytes,
-		     (unsigned long long)ds.damaged, (unsigned long long)ds.evictions);
+	n = snprintf(
+	    buf, len,
+	    "url %s\nimage %s\nversion %s\nserial %llu\nimage_bytes %llu\n"
+	    "block_size %llu\nreads %llu\nbytes_read %llu\nread_errors %llu\n"
+	    "block_errors %llu\nreadahead_blocks %llu\nfetch_requests %llu\nfetched_blocks %llu\n"
+	    "fetched_bytes %llu\nfetch_retries %llu\nfetch_failures %llu\n"
+	    "in_flight %u\nqueued %u\nmem_hits %llu\nmem_misses %llu\n"
+	    "mem_bytes %llu\ndisk_hits %llu\ndisk_misses %llu\ndisk_bytes %llu\n"
+	    "disk_damaged %llu\ndisk_evictions %llu\n",
+	    d->url, d->idx->name, d->idx->version, (unsigned long long)d->idx->serial,
+	    (unsigned long long)d->idx->image_size, (unsigned long long)hc_index_block_size(d->idx),
+	    (unsigned long long)d->reads, (unsigned long long)d->bytes_read,
+	    (unsigned long long)d->read_errors, (unsigned long long)d->block_errors,
+	    (unsigned long long)d->readahead_blocks, (unsigned long long)fs.requests,
+	    (unsigned long long)fs.fetched, (unsigned long long)fs.bytes,
+	    (unsigned long long)fs.retries, (unsigned long long)fs.failures, fs.in_flight,
+	    fs.queued, (unsigned long long)ms.hits, (unsigned long long)ms.misses,
+	    (unsigned long long)ms.bytes, (unsigned long long)ds.hits,
+	    (unsigned long long)ds.misses, (unsigned long long)ds.bytes,
+	    (unsigned long long)ds.damaged, (unsigned long long)ds.evictions);
 	pthread_mutex_unlock(&d->lock);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }

@@ -50,6 +50,7 @@ static const char usage[] =
     "      -M, --mem-cache SIZE   decompressed blocks kept in memory (16M)\n"
     "      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
     "      -n, --connections N    HTTP transfers in flight (8)\n"
+    "      -w, --workers N        threads that check, cache and decompress (4)\n"
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
     "      -R, --retries N        retries of a failed block fetch (4)\n"
     "      -f, --foreground       stay in the foreground\n"
@@ -184,28 +185,21 @@ static int cmd_mount(int argc, char **argv)
 {
 	enum { O_ROOTFS = 256, O_ALLOW, O_LOG };
 	static const struct option lo[] = {
-		{ "version", 1, NULL, 'V' },
-		{ "cache-dir", 1, NULL, 'C' },
-		{ "cache-size", 1, NULL, 'S' },
-		{ "mem-cache", 1, NULL, 'M' },
-		{ "readahead", 1, NULL, 'r' },
-		{ "connections", 1, NULL, 'n' },
-		{ "timeout", 1, NULL, 't' },
-		{ "retries", 1, NULL, 'R' },
-		{ "foreground", 0, NULL, 'f' },
-		{ "rootfs", 0, NULL, O_ROOTFS },
-		{ "allow-other", 0, NULL, O_ALLOW },
-		{ "log", 1, NULL, O_LOG },
-		{ "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "version", 1, NULL, 'V' },	 { "cache-dir", 1, NULL, 'C' },
+		{ "cache-size", 1, NULL, 'S' },	 { "mem-cache", 1, NULL, 'M' },
+		{ "readahead", 1, NULL, 'r' },	 { "connections", 1, NULL, 'n' },
+		{ "workers", 1, NULL, 'w' },	 { "timeout", 1, NULL, 't' },
+		{ "retries", 1, NULL, 'R' },	 { "foreground", 0, NULL, 'f' },
+		{ "rootfs", 0, NULL, O_ROOTFS }, { "allow-other", 0, NULL, O_ALLOW },
+		{ "log", 1, NULL, O_LOG },	 { "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },	 { NULL, 0, NULL, 0 },
 	};
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
 	char *url, *end;
 	int c, r;
 
 	hc_dev_opts_default(&o.dev);
-	while ((c = getopt_long(argc, argv, "V:C:S:M:r:n:t:R:fo:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "V:C:S:M:r:n:w:t:R:fo:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'V':
 			o.version = optarg;
@@ -229,6 +223,10 @@ static int cmd_mount(int argc, char **argv)
 			if (uint_arg(optarg, 256, &o.dev.fetch.connections) ||
 			    !o.dev.fetch.connections)
 				return usage_error("bad connection count: %s", optarg);
+			break;
+		case 'w':
+			if (uint_arg(optarg, 64, &o.dev.workers) || !o.dev.workers)
+				return usage_error("bad worker count: %s", optarg);
 			break;
 		case 't':
 			o.dev.fetch.timeout = strtod(optarg, &end);

@@ -189,6 +189,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* A short reply would tell the kernel the file ends there, so a read
+ * larger than one vector of blocks (small blocks, huge requests) is
+ * copied together instead. */
+static void read_copy(fuse_req_t req, struct fs *fs, size_t size, off_t off)
+{
+	char *buf = malloc(size);
+	ssize_t n = buf ? hc_dev_read(fs->dev, buf, size, (uint64_t)off) : -ENOMEM;
+
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -219,6 +234,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	r = hc_dev_readv(fs->dev, (uint64_t)off, size, v);
 	if (r < 0)
 		fuse_reply_err(req, -r);
+	else if (v->len < size && (uint64_t)off + v->len < fs->idx->image_size)
+		read_copy(req, fs, size, off); /* more blocks than one vector holds */
 	else if (v->n == 0)
 		fuse_reply_buf(req, NULL, 0);
 	else

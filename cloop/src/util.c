@@ -285,11 +285,15 @@ int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max)
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > max) {
-		int e = errno;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
 
 		close(fd);
-		return (uint64_t)st.st_size > max ? -EFBIG : -e;
+		return e;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
 	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
 	if (!buf) {

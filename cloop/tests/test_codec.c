@@ -17,24 +17,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-static int passed, failed;
-
-__attribute__((format(printf, 2, 3))) static int check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return 1;
-	}
-	failed++;
-	fprintf(stderr, "FAIL: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 0;
-}
+#include "check.h"
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
