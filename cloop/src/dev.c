@@ -335,6 +335,28 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* With the lock held: a reader now waits for a block that was loading in
+ * the background. A load still waiting for a worker jumps that queue; one
+ * already with the fetcher jumps the fetcher's. */
+static void promote(struct hc_dev *d, struct pending *p)
+{
+	struct pending **pp = &d->background.head, *prev = NULL;
+
+	while (*pp && *pp != p) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		*pp = p->next;
+		if (d->background.tail == p)
+			d->background.tail = prev;
+		p->req.urgent = 1;
+		push_job(d, p, p->job);
+		return;
+	}
+	hc_fetcher_make_urgent(d->f, &p->req);
+}
+
 /* With the lock held: starts loading block b unless it is cached or on
  * its way; a reader's request promotes a background one. */
 static struct pending *request(struct hc_dev *d, uint64_t b, int urgent)
@@ -343,7 +365,7 @@ static struct pending *request(struct hc_dev *d, uint64_t b, int urgent)
 
 	if (p) {
 		if (urgent && !p->req.urgent)
-			hc_fetcher_make_urgent(d->f, &p->req);
+			promote(d, p);
 		return p;
 	}
 	if (d->idx->entries[b].codec == HC_CODEC_ZERO || hc_memcache_contains(d->mc, b))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "index.h"
@@ -20,7 +21,7 @@ struct node {
 	uint8_t hash[HC_SHA256_LEN];
 	uint32_t size;
 	int touched;		  /* mtime already bumped by this run */
-	double mtime;		  /* only while scanning */
+	double mtime;		  /* as found by the scan; 0 for new files */
 	struct node *prev, *next; /* LRU: head is the oldest */
 	struct node *chain;
 };
@@ -29,6 +30,7 @@ struct hc_diskcache {
 	char *dir;
 	pthread_mutex_t lock;
 	uint64_t max, used;
+	double granule; /* seconds: mtimes this fresh are not bumped */
 	struct node **buckets;
 	size_t nbuckets;
 	struct node *head, *tail;
@@ -152,6 +154,14 @@ static void evict(hc_diskcache *dc)
 	}
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int cmp_mtime(const void *a, const void *b)
 {
 	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
@@ -239,6 +249,7 @@ int hc_diskcache_open(const char *dir, uint64_t max_bytes, hc_diskcache **ret)
 		goto fail;
 	pthread_mutex_init(&dc->lock, NULL);
 	dc->max = max_bytes;
+	dc->granule = 3600;
 	for (int i = 0; i < 256; i++) {
 		snprintf(path, sizeof(path), "%s/blocks/%02x", dir, i);
 		r = hc_mkdir_p(path, 0755);
@@ -292,7 +303,10 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 	}
 	lru_unlink(dc, n);
 	lru_append(dc, n);
-	if (!n->touched)
+	/* The use order reaches the next run through mtimes, to the hour:
+	 * touching every file on every run would write an inode per block
+	 * read, on the warm path, where reads should be all there is. */
+	if (!n->touched && n->mtime && wall_now() - n->mtime >= dc->granule)
 		touch = n->touched = 1;
 	pthread_mutex_unlock(&dc->lock);
 
@@ -387,6 +401,11 @@ int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t
 
 	snprintf(path, sizeof(path), "%s/%s", dc->dir, rel);
 	return hc_read_file(path, ret, ret_len, max);
+}
+
+void hc_diskcache_set_granule(hc_diskcache *dc, double seconds)
+{
+	dc->granule = seconds;
 }
 
 void hc_diskcache_stats(hc_diskcache *dc, struct hc_diskcache_stats *ret)

@@ -27,6 +27,10 @@ int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, s
 int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,
 			  size_t *ret_len);
 
+/* Use order is kept in mtimes to this many seconds (default an hour), so a
+ * warm read does not write an inode per block. Tests set 0. */
+void hc_diskcache_set_granule(hc_diskcache *dc, double seconds);
+
 struct hc_diskcache_stats {
 	uint64_t hits, misses, stores, evictions, damaged, bytes, files, max_bytes;
 };

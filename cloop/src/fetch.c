@@ -419,7 +419,7 @@ void hc_fetcher_free(hc_fetcher *f)
 
 void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *r)
 {
-	int which = r->urgent ? Q_URGENT : Q_BACKGROUND;
+	int which;
 
 	r->attempts = 0;
 	r->why[0] = '\0';
@@ -433,6 +433,8 @@ void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *r)
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
+	/* Read under the lock: a reader may be making it urgent right now. */
+	which = r->urgent ? Q_URGENT : Q_BACKGROUND;
 	q_push(&f->q[which], r, which);
 	pthread_mutex_unlock(&f->lock);
 	curl_multi_wakeup(f->multi);
