@@ -48,6 +48,16 @@ expect "damaged cache: one damaged file seen" 1 "$(stat_of "$mnt" disk_damaged)"
 expect "damaged cache: one block refetched" 1 "$(stat_of "$mnt" fetched_blocks)"
 hc_umount "$mnt"
 
+log "a relative cache directory (the daemon changes to /)"
+mkdir "$work/m-rel"
+(cd "$work" && "$HCLOOP" mount -C rel-cache "$url" root "$work/m-rel" 2>"$work/rel.log") ||
+	fail "mount with a relative cache dir: $(cat "$work/rel.log")"
+cleanup_add "hc_umount '$work/m-rel'"
+expect "relative cache dir: image right" "$FIX_SHA" "$(sha256sum <"$work/m-rel/root" | cut -d' ' -f1)"
+expect "relative cache dir: every block stored" "$stored" \
+	"$(find "$work/rel-cache/blocks" -type f | wc -l)"
+hc_umount "$work/m-rel"
+
 log "the size bound"
 small=$work/small-cache
 hc_mount mnt "$url" --cache-dir "$small" --cache-size 8M

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ struct hc_dev {
 	uint32_t *failed_at;
 	double opened;
 	uint8_t *zeros; /* one block of zeros for zero blocks in a readv */
+	atomic_int cache_warned;
 	struct jobq urgent, background;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -65,7 +67,7 @@ void hc_dev_opts_default(struct hc_dev_opts *o)
 	hc_fetch_opts_default(&o->fetch);
 	o->mem_cache = 16 << 20; /* staging: the page cache caches */
 	o->readahead = 32;
-	o->workers = 4; /* two cores busy while others wait for the disk */
+	o->workers = 8; /* the cores busy while others wait for the disk */
 }
 
 static int load_latest(const char *url, const char *name, const struct hc_fetch_opts *fo,
@@ -304,9 +306,11 @@ static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 	if (d->dc) {
 		int r = hc_diskcache_put(d->dc, e->hash, p->data, e->size);
 
-		if (r < 0)
-			hc_warn("cache: cannot store block %llu: %s", (unsigned long long)p->block,
-				strerror(-r));
+		/* A full or broken cache disk fails every block alike: say it
+		 * once, the reads go on without it. */
+		if (r < 0 && atomic_exchange(&d->cache_warned, 1) == 0)
+			hc_warn("cache: cannot store block %llu: %s (further failures not logged)",
+				(unsigned long long)p->block, strerror(-r));
 	}
 	finish_with_data(d, cc, p, p->data);
 }

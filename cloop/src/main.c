@@ -50,7 +50,7 @@ static const char usage[] =
     "      -M, --mem-cache SIZE   decompressed blocks kept in memory (16M)\n"
     "      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
     "      -n, --connections N    HTTP transfers in flight (8)\n"
-    "      -w, --workers N        threads that check, cache and decompress (4)\n"
+    "      -w, --workers N        threads that check, cache and decompress (8)\n"
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
     "      -R, --retries N        retries of a failed block fetch (4)\n"
     "      -f, --foreground       stay in the foreground\n"
