@@ -10,7 +10,7 @@ OUT=${STREAMCD_OUT:-$TOP/out}
 PACKAGES=(
 	build-essential pkg-config clang clang-format shellcheck
 	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd
-	nginx-light busybox casync python3 curl e2fsprogs util-linux
+	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
 )
 
 usage() {

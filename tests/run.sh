@@ -7,7 +7,7 @@ set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
-ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-faults hcloop-offline
+ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san)
 
 t_lint() {

@@ -618,6 +618,7 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 	struct hc_fetch_stats fs;
 	struct hc_memcache_stats ms;
 	struct hc_diskcache_stats ds = { 0 };
+	size_t off;
 	int n;
 
 	hc_fetcher_stats(d->f, &fs);
@@ -625,26 +626,44 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 	if (d->dc)
 		hc_diskcache_stats(d->dc, &ds);
 	pthread_mutex_lock(&d->lock);
-	n = snprintf(
-	    buf, len,
-	    "url %s\nimage %s\nversion %s\nserial %llu\nimage_bytes %llu\n"
-	    "block_size %llu\nreads %llu\nbytes_read %llu\nread_errors %llu\n"
-	    "block_errors %llu\nreadahead_blocks %llu\nfetch_requests %llu\nfetched_blocks %llu\n"
-	    "fetched_bytes %llu\nfetch_retries %llu\nfetch_failures %llu\n"
-	    "in_flight %u\nqueued %u\nmem_hits %llu\nmem_misses %llu\n"
-	    "mem_bytes %llu\ndisk_hits %llu\ndisk_misses %llu\ndisk_bytes %llu\n"
-	    "disk_damaged %llu\ndisk_evictions %llu\n",
-	    d->url, d->idx->name, d->idx->version, (unsigned long long)d->idx->serial,
-	    (unsigned long long)d->idx->image_size, (unsigned long long)hc_index_block_size(d->idx),
-	    (unsigned long long)d->reads, (unsigned long long)d->bytes_read,
-	    (unsigned long long)d->read_errors, (unsigned long long)d->block_errors,
-	    (unsigned long long)d->readahead_blocks, (unsigned long long)fs.requests,
-	    (unsigned long long)fs.fetched, (unsigned long long)fs.bytes,
-	    (unsigned long long)fs.retries, (unsigned long long)fs.failures, fs.in_flight,
-	    fs.queued, (unsigned long long)ms.hits, (unsigned long long)ms.misses,
-	    (unsigned long long)ms.bytes, (unsigned long long)ds.hits,
-	    (unsigned long long)ds.misses, (unsigned long long)ds.bytes,
-	    (unsigned long long)ds.damaged, (unsigned long long)ds.evictions);
+	const struct {
+		const char *key;
+		unsigned long long v;
+	} counters[] = {
+		{ "serial", d->idx->serial },
+		{ "image_bytes", d->idx->image_size },
+		{ "block_size", hc_index_block_size(d->idx) },
+		{ "reads", d->reads },
+		{ "bytes_read", d->bytes_read },
+		{ "read_errors", d->read_errors },
+		{ "block_errors", d->block_errors },
+		{ "readahead_blocks", d->readahead_blocks },
+		{ "fetch_requests", fs.requests },
+		{ "fetched_blocks", fs.fetched },
+		{ "fetched_bytes", fs.bytes },
+		{ "fetched_http2", fs.http2 },
+		{ "fetch_retries", fs.retries },
+		{ "fetch_failures", fs.failures },
+		{ "in_flight", fs.in_flight },
+		{ "queued", fs.queued },
+		{ "mem_hits", ms.hits },
+		{ "mem_misses", ms.misses },
+		{ "mem_bytes", ms.bytes },
+		{ "disk_hits", ds.hits },
+		{ "disk_misses", ds.misses },
+		{ "disk_bytes", ds.bytes },
+		{ "disk_damaged", ds.damaged },
+		{ "disk_evictions", ds.evictions },
+	};
 	pthread_mutex_unlock(&d->lock);
+
+	n = snprintf(buf, len, "url %s\nimage %s\nversion %s\n", d->url, d->idx->name,
+		     d->idx->version);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]) && n >= 0; i++) {
+		off = (size_t)n;
+		if (off >= len)
+			break;
+		n += snprintf(buf + off, len - off, "%s %llu\n", counters[i].key, counters[i].v);
+	}
 	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
 }

@@ -45,7 +45,7 @@ struct hc_fetcher {
 	int stop;
 	struct queue q[Q_ACTIVE + 1];
 	struct xfer *xfers, *free_xfers;
-	uint64_t requests, fetched, bytes, retries, failures;
+	uint64_t requests, fetched, bytes, retries, failures, http2;
 };
 
 void hc_fetch_opts_default(struct hc_fetch_opts *o)
@@ -54,6 +54,7 @@ void hc_fetch_opts_default(struct hc_fetch_opts *o)
 	o->timeout = 10;
 	o->retries = 4;
 	o->backoff = 0.25;
+	o->cacert = NULL;
 }
 
 int hc_fetch_global_init(void)
@@ -145,6 +146,8 @@ static void set_common(CURL *e, const struct hc_fetch_opts *o, char *errbuf)
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "hcloop/1");
+	if (o->cacert)
+		curl_easy_setopt(e, CURLOPT_CAINFO, o->cacert);
 }
 
 /* 0 if the transfer gave exactly the promised bytes with a success
@@ -268,11 +271,14 @@ static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 	char rel[HC_BLOCK_PATH_LEN], why[256];
 	uint8_t sum[HC_SHA256_LEN];
 	int missing, err;
+	long version = 0;
 
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 	r = x->req;
 	err = transfer_result(x->easy, msg->data.result, x->errbuf, r->overflow, r->got, r->size,
 			      why, sizeof(why), &missing);
+	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
+	/* msg is gone after this. */
 	curl_multi_remove_handle(f->multi, x->easy);
 	x->req = NULL;
 	x->next_free = f->free_xfers;
@@ -286,6 +292,8 @@ static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 		}
 	}
 	if (err == 0) {
+		if (version == CURL_HTTP_VERSION_2_0)
+			f->http2++;
 		complete(f, r, 0);
 		return;
 	}
@@ -460,6 +468,7 @@ void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *s)
 	s->bytes = f->bytes;
 	s->retries = f->retries;
 	s->failures = f->failures;
+	s->http2 = f->http2;
 	s->in_flight = f->q[Q_ACTIVE].n;
 	s->queued = f->q[Q_URGENT].n + f->q[Q_BACKGROUND].n + f->q[Q_RETRY].n;
 	pthread_mutex_unlock(&f->lock);

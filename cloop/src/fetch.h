@@ -15,6 +15,7 @@ struct hc_fetch_opts {
 	double timeout;	      /* seconds to connect, or without a byte, before giving up */
 	unsigned retries;     /* further attempts after the first */
 	double backoff;	      /* seconds before the first retry; doubles each time */
+	const char *cacert;   /* CA bundle for https:// (NULL: the system's) */
 };
 void hc_fetch_opts_default(struct hc_fetch_opts *o);
 
@@ -53,6 +54,7 @@ void hc_fetcher_make_urgent(hc_fetcher *f, hc_fetch_req *req);
 
 struct hc_fetch_stats {
 	uint64_t requests, fetched, bytes, retries, failures;
+	uint64_t http2; /* transfers that went over HTTP/2 */
 	unsigned in_flight, queued;
 };
 void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *ret);

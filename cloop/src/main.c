@@ -53,6 +53,7 @@ static const char usage[] =
     "      -w, --workers N        threads that check, cache and decompress (8)\n"
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
     "      -R, --retries N        retries of a failed block fetch (4)\n"
+    "          --cacert FILE      CA certificates for https:// (default: the system's)\n"
     "      -f, --foreground       stay in the foreground\n"
     "          --rootfs           the mount backs the root filesystem: survive\n"
     "                             switch_root and the new init (argv[0] '@')\n"
@@ -69,6 +70,7 @@ static const char usage[] =
     "      Fetch every block of an index, check its SHA-256 name and that it\n"
     "      decodes; exit status 1 if any block is missing or bad.\n"
     "\n"
+    "info and verify also take --cacert FILE and -t SECONDS.\n"
     "Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -183,16 +185,25 @@ static int cmd_make(int argc, char **argv)
 
 static int cmd_mount(int argc, char **argv)
 {
-	enum { O_ROOTFS = 256, O_ALLOW, O_LOG };
+	enum { O_ROOTFS = 256, O_ALLOW, O_LOG, O_CACERT };
 	static const struct option lo[] = {
-		{ "version", 1, NULL, 'V' },	 { "cache-dir", 1, NULL, 'C' },
-		{ "cache-size", 1, NULL, 'S' },	 { "mem-cache", 1, NULL, 'M' },
-		{ "readahead", 1, NULL, 'r' },	 { "connections", 1, NULL, 'n' },
-		{ "workers", 1, NULL, 'w' },	 { "timeout", 1, NULL, 't' },
-		{ "retries", 1, NULL, 'R' },	 { "foreground", 0, NULL, 'f' },
-		{ "rootfs", 0, NULL, O_ROOTFS }, { "allow-other", 0, NULL, O_ALLOW },
-		{ "log", 1, NULL, O_LOG },	 { "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },	 { NULL, 0, NULL, 0 },
+		{ "version", 1, NULL, 'V' },
+		{ "cache-dir", 1, NULL, 'C' },
+		{ "cache-size", 1, NULL, 'S' },
+		{ "mem-cache", 1, NULL, 'M' },
+		{ "readahead", 1, NULL, 'r' },
+		{ "connections", 1, NULL, 'n' },
+		{ "workers", 1, NULL, 'w' },
+		{ "timeout", 1, NULL, 't' },
+		{ "retries", 1, NULL, 'R' },
+		{ "foreground", 0, NULL, 'f' },
+		{ "rootfs", 0, NULL, O_ROOTFS },
+		{ "allow-other", 0, NULL, O_ALLOW },
+		{ "log", 1, NULL, O_LOG },
+		{ "cacert", 1, NULL, O_CACERT },
+		{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
 	char *url, *end;
@@ -252,6 +263,9 @@ static int cmd_mount(int argc, char **argv)
 		case O_LOG:
 			o.log_file = optarg;
 			break;
+		case O_CACERT:
+			o.dev.fetch.cacert = optarg;
+			break;
 		case 'v':
 			hc_log_init("hcloop", hc_log_level() + 1);
 			break;
@@ -280,10 +294,9 @@ static int cmd_mount(int argc, char **argv)
 static int cmd_info_verify(int argc, char **argv, int verify)
 {
 	static const struct option lo[] = {
-		{ "file", 1, NULL, 'F' },    { "quiet", 0, NULL, 'q' },
-		{ "timeout", 1, NULL, 't' }, { "blocks", 0, NULL, 'B' },
-		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "file", 1, NULL, 'F' },   { "quiet", 0, NULL, 'q' },	{ "timeout", 1, NULL, 't' },
+		{ "blocks", 0, NULL, 'B' }, { "cacert", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },   { NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
 	const char *file = NULL;
@@ -303,6 +316,9 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			break;
 		case 'B':
 			blocks = 1;
+			break;
+		case 'A':
+			fo.cacert = optarg;
 			break;
 		case 't':
 			fo.timeout = strtod(optarg, &end);
