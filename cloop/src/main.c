@@ -82,6 +82,22 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
+/* -v, -h and unknown options, alike for every command: -1 to go on,
+ * otherwise the exit status. */
+static int common_option(int c, const char *what)
+{
+	switch (c) {
+	case 'v':
+		hc_log_init("hcloop", hc_log_level() + 1);
+		return -1;
+	case 'h':
+		fputs(usage, stdout);
+		return 0;
+	default:
+		return usage_error("%s", what);
+	}
+}
+
 static int size_arg(const char *s, uint64_t *ret)
 {
 	return hc_parse_size(s, ret) < 0 ? usage_error("bad size: %s", s) : 0;
@@ -152,14 +168,10 @@ static int cmd_make(int argc, char **argv)
 		case 'q':
 			quiet = 1;
 			break;
-		case 'v':
-			hc_log_init("hcloop", hc_log_level() + 1);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return usage_error("%s", "bad option for make");
+			if ((r = common_option(c, "bad option for make")) >= 0)
+				return r;
+			break;
 		}
 	}
 	if (argc - optind < 3 || argc - optind > 4)
@@ -266,14 +278,10 @@ static int cmd_mount(int argc, char **argv)
 		case O_CACERT:
 			o.dev.fetch.cacert = optarg;
 			break;
-		case 'v':
-			hc_log_init("hcloop", hc_log_level() + 1);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return usage_error("%s", "bad option for mount");
+			if ((r = common_option(c, "bad option for mount")) >= 0)
+				return r;
+			break;
 		}
 	}
 	if (argc - optind != 3)
@@ -325,14 +333,10 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			if (*end || !(fo.timeout > 0))
 				return usage_error("bad timeout: %s", optarg);
 			break;
-		case 'v':
-			hc_log_init("hcloop", hc_log_level() + 1);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			return usage_error("%s", "bad option");
+			if ((r = common_option(c, "bad option")) >= 0)
+				return r;
+			break;
 		}
 	}
 	nargs = argc - optind;

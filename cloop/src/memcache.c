@@ -34,19 +34,25 @@ hc_memcache *hc_memcache_new(uint64_t budget, uint64_t nkeys)
 	return mc;
 }
 
+/* A block (new or reused) as the caller's only reference, uncached. */
+static struct hc_mblock *mblock_init(struct hc_mblock *b, uint64_t key, uint32_t len)
+{
+	b->key = key;
+	b->len = len;
+	b->refs = 1;
+	b->cached = 0;
+	b->prev = b->next = NULL;
+	return b;
+}
+
 struct hc_mblock *hc_mblock_new(uint64_t key, uint32_t len)
 {
 	struct hc_mblock *b = malloc(sizeof(*b) + len);
 
 	if (!b)
 		return NULL;
-	b->key = key;
-	b->len = len;
 	b->cap = len;
-	b->refs = 1;
-	b->cached = 0;
-	b->prev = b->next = NULL;
-	return b;
+	return mblock_init(b, key, len);
 }
 
 static void unlink_lru(hc_memcache *mc, struct hc_mblock *b)
@@ -98,14 +104,7 @@ struct hc_mblock *hc_memcache_alloc(hc_memcache *mc, uint64_t key, uint32_t len)
 		b = NULL;
 	}
 	pthread_mutex_unlock(&mc->lock);
-	if (!b)
-		return hc_mblock_new(key, len);
-	b->key = key;
-	b->len = len;
-	b->refs = 1;
-	b->cached = 0;
-	b->prev = b->next = NULL;
-	return b;
+	return b ? mblock_init(b, key, len) : hc_mblock_new(key, len);
 }
 
 static void drop(hc_memcache *mc, struct hc_mblock *b)
