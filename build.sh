@@ -13,6 +13,13 @@ PACKAGES=(
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
 )
 
+# The Xen stage: the version of Debian's xen source package that
+# hypervisor/*.config were written for, and the packages its build needs
+# beyond a C toolchain (flex and bison: Xen's kconfig; python3: generated
+# headers; build-essential brings dpkg-dev for dpkg-source).
+XEN_VERSION=4.17.5+72-g01140da4e8-1
+XEN_PACKAGES=(build-essential flex bison python3)
+
 usage() {
 	cat <<'USAGE'
 Usage: ./build.sh [STAGE...]
@@ -24,9 +31,17 @@ Stages (run in the order given; default: deps hcloop demo):
            hcloop store under out/store, serve it over HTTP on 127.0.0.1 with
            busybox httpd, mount it with hcloop, loop-mount the filesystem
            read-only, check it against the source and print the counters
+  xen      (not in the default list) build Xen from Debian's xen source
+           package with hypervisor/release.config and hypervisor/debug.config,
+           and gdbsx for dom0: out/xen/{xen.gz,xen-debug.gz,xen.config,
+           xen-debug.config,gdbsx}; skipped when its inputs are unchanged
+  kernel   (not in the default list) one lean Linux 6.1 from Debian's
+           linux-source-6.1 with guests/linux/config/*.config: Xen dom0,
+           PV/PVH/HVM guest and bare metal; out/kernel/{vmlinuz,config};
+           skipped when its inputs are unchanged
   clean    remove out/ and the build directories
 
-The Xen, kernel, root filesystem, initrd and ISO stages come with issue 4.
+The root filesystem, initrd and ISO stages come with issue 4.
 Logs: out/log/STAGE.log. Environment: STREAMCD_OUT (default ./out).
 USAGE
 }
@@ -45,19 +60,24 @@ run_logged() {
 	fi
 }
 
-stage_deps() {
-	local missing=() p
-	for p in "${PACKAGES[@]}"; do
+# install_missing STAGE PACKAGE...: apt-get only what is not installed yet.
+install_missing() {
+	local stage=$1 missing=() p
+	shift
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 	done
-	if ((${#missing[@]} == 0)); then
-		log "deps: all ${#PACKAGES[@]} packages present"
-		return 0
-	fi
-	[[ $(id -u) == 0 ]] || die "deps: installing ${missing[*]} needs root"
-	log "deps: installing ${missing[*]}"
+	((${#missing[@]})) || return 0
+	[[ $(id -u) == 0 ]] || die "$stage: installing ${missing[*]} needs root"
+	log "$stage: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	run_logged deps sh -c "apt-get update && apt-get install -y --no-install-recommends $(printf '%q ' "${missing[@]}")"
+	# Another stage or session may hold apt's lock: wait for it, don't fail.
+	run_logged "$stage-apt" sh -c "apt-get -o DPkg::Lock::Timeout=900 update && apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends $(printf '%q ' "${missing[@]}")"
+}
+
+stage_deps() {
+	install_missing deps "${PACKAGES[@]}"
+	log "deps: all ${#PACKAGES[@]} packages present"
 }
 
 stage_hcloop() {
@@ -114,10 +134,261 @@ stage_demo() {
 	return "$rc"
 }
 
+# Debian's source archives sit beside its binary ones, so the deb-src entries
+# are the machine's own deb entries with another type: that keeps every mirror
+# name out of this project.
+DEB_SRC_FILE=/etc/apt/sources.list.d/streamcd-src.sources
+
+# deb822 stanzas (*.sources): field names are case-insensitive, a value may
+# continue on indented lines (an inline Signed-By key), "Enabled: no" skips.
+# shellcheck disable=SC2016 # an awk program: awk expands its own $fields
+DEB822_TO_SRC='
+function flush(   t) {
+	t = " " f["types"] " "
+	if (t ~ /[[:space:]]deb[[:space:]]/ && ("uris" in f) && ("suites" in f) &&
+	    f["enabled"] !~ /^[[:space:]]*no[[:space:]]*$/) {
+		printf "Types: deb-src\nURIs:%s\nSuites:%s\n", f["uris"], f["suites"]
+		if ("components" in f) printf "Components:%s\n", f["components"]
+		if ("signed-by" in f) printf "Signed-By:%s\n", f["signed-by"]
+		printf "\n"
+	}
+	split("", f)
+	cur = ""
+}
+/^#/ { next }
+/^[[:space:]]*$/ { flush(); next }
+/^[[:space:]]/ { if (cur != "") f[cur] = f[cur] "\n" $0; next }
+{ i = index($0, ":"); cur = tolower(substr($0, 1, i - 1)); f[cur] = substr($0, i + 1) }
+END { flush() }
+'
+
+# One-line entries: deb [opt=value ...] URI SUITE [COMPONENT...]
+# shellcheck disable=SC2016 # an awk program: awk expands its own $fields
+ONELINE_TO_SRC='
+{ sub(/#.*/, "") }
+$1 != "deb" { next }
+{
+	line = $0
+	sub(/^[[:space:]]*deb[[:space:]]+/, "", line)
+	opts = ""
+	if (line ~ /^\[/) {
+		opts = substr(line, 2, index(line, "]") - 2)
+		line = substr(line, index(line, "]") + 1)
+	}
+	n = split(line, w, /[[:space:]]+/)
+	k = 0
+	for (i = 1; i <= n; i++) if (w[i] != "") v[++k] = w[i]
+	if (k < 2) next
+	printf "Types: deb-src\nURIs: %s\nSuites: %s\n", v[1], v[2]
+	if (k > 2) {
+		printf "Components:"
+		for (i = 3; i <= k; i++) printf " %s", v[i]
+		printf "\n"
+	}
+	m = split(opts, o, /[[:space:]]+/)
+	for (i = 1; i <= m; i++)
+		if (o[i] ~ /^signed-by=/) printf "Signed-By: %s\n", substr(o[i], 11)
+	printf "\n"
+}
+'
+
+# ensure_deb_src STAGE: make apt-get source work, writing DEB_SRC_FILE only
+# when no deb-src entry exists yet.
+ensure_deb_src() {
+	local stage=$1 f oneline=() deb822=()
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $f ]] && oneline+=("$f")
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] && deb822+=("$f")
+	done
+	if [[ -n $(apt-cache showsrc xen 2>/dev/null) ]]; then
+		return 0
+	fi
+	[[ $(id -u) == 0 ]] || die "$stage: configuring deb-src entries needs root"
+	if ! grep -Eqs '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' \
+		"${oneline[@]}" "${deb822[@]}"; then
+		log "$stage: deriving deb-src entries from the apt sources into $DEB_SRC_FILE"
+		{
+			printf '# Written by streamcd build.sh from the deb entries beside it.\n\n'
+			((${#deb822[@]} == 0)) || awk "$DEB822_TO_SRC" "${deb822[@]}"
+			((${#oneline[@]} == 0)) || awk "$ONELINE_TO_SRC" "${oneline[@]}"
+		} >"$DEB_SRC_FILE.tmp"
+		grep -q '^Types: deb-src' "$DEB_SRC_FILE.tmp" ||
+			die "$stage: no deb entries found in /etc/apt to derive deb-src from"
+		mv "$DEB_SRC_FILE.tmp" "$DEB_SRC_FILE"
+	fi
+	log "$stage: apt-get update (source indexes)"
+	run_logged "$stage-apt" apt-get update
+}
+
+# Like run_logged, but appending: the xen stage has many steps and one log.
+xen_run() {
+	if ! "$@" >>"$OUT/log/xen.log" 2>&1; then
+		tail -n 30 "$OUT/log/xen.log" >&2
+		die "stage xen failed; full log: $OUT/log/xen.log"
+	fi
+}
+
+# Everything that decides what out/xen/ holds; a change to any of it rebuilds.
+xen_inputs_hash() {
+	local fns
+	mapfile -t fns < <(declare -F | awk '$3 ~ /^(stage_xen|xen_)/ { print $3 }')
+	{
+		printf '%s\n' "$XEN_VERSION" "${XEN_PACKAGES[*]}"
+		declare -f "${fns[@]}"
+		cat "$TOP/hypervisor/release.config" "$TOP/hypervisor/debug.config"
+		gcc --version | head -n 1
+		ld --version | head -n 1
+	} | sha256sum | cut -d ' ' -f 1
+}
+
+
+# xen_fetch_source DIR: Debian's xen source, patches applied, unpacked fresh
+# into DIR; the downloaded files stay in out/src for the next build.
+xen_fetch_source() {
+	local dir=$1 dsc="$OUT/src/xen_${XEN_VERSION#*:}.dsc" got
+	mkdir -p "$OUT/src"
+	if ! (cd "$OUT/src" && apt-get source -q --download-only "xen=$XEN_VERSION") >>"$OUT/log/xen.log" 2>&1; then
+		tail -n 5 "$OUT/log/xen.log" >&2
+		die "xen: apt-get source cannot give xen $XEN_VERSION (it offers: $(apt-cache showsrc xen | sed -n 's/^Version: //p' | tr '\n' ' ')); set XEN_VERSION in build.sh to one of them and check that hypervisor/*.config still apply"
+	fi
+	got=$(sed -n 's/^Version: //p' "$dsc")
+	[[ $got == "$XEN_VERSION" ]] || die "xen: apt-get source gave xen $got, build.sh expects $XEN_VERSION"
+	rm -rf "$dir"
+	xen_run dpkg-source -x "$dsc" "$dir"
+}
+
+# xen_check_config CONFIG FRAGMENT...: Kconfig drops an option whose
+# dependencies are unmet without a word, so compare every line of the
+# fragments (the last one for a symbol wins, as in Kconfig) with the result.
+xen_check_config() {
+	local config=$1 line sym have bad=()
+	shift
+	local -A want=()
+	while IFS= read -r line; do
+		if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
+			want[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+		elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+			want[${BASH_REMATCH[1]}]=n
+		fi
+	done < <(cat "$@")
+	for sym in $(printf '%s\n' "${!want[@]}" | sort); do
+		have=$(sed -n "s/^$sym=//p" "$config")
+		[[ -n $have ]] || have=n
+		[[ $have == "${want[$sym]}" ]] || bad+=("$sym (wanted ${want[$sym]}, got $have)")
+	done
+	((${#bad[@]} == 0)) || die "xen: $config: Kconfig did not keep ${bad[*]}"
+	for sym in $(printf '%s\n' "${!want[@]}" | sort); do
+		printf '%s=%s ' "${sym#CONFIG_}" "${want[$sym]}"
+	done
+}
+
+# xen_check_syms XEN_SYMS SYMBOL...: the code behind options that have no
+# Kconfig symbol of their own (the IOMMU drivers) really got linked in.
+xen_check_syms() {
+	local syms=$1 s missing=()
+	shift
+	for s in "$@"; do
+		nm "$syms" | grep -Eq " [TtDdRrBb] $s\$" || missing+=("$s")
+	done
+	((${#missing[@]} == 0)) || die "xen: $syms lacks ${missing[*]}"
+}
+
+# xen_hypervisor SRC BUILD FRAGMENT...: an out-of-tree build of SRC/xen in
+# BUILD, configured from Xen's defaults plus the fragments.
+xen_hypervisor() {
+	local src=$1 build=$2 epoch
+	shift 2
+	epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
+	mkdir -p "$build"
+	cat "$@" >"$build/.config"
+	# The build host, user and date would otherwise end up in the binary
+	# (xl info) and make every build differ.
+	local args=(
+		-C "$src/xen" O="$build" PYTHON=/usr/bin/python3
+		XEN_BUILD_DATE="$(LC_ALL=C date -u -d "@$epoch")"
+		XEN_BUILD_TIME="$(LC_ALL=C date -u -d "@$epoch" +%T)"
+		XEN_WHOAMI=streamcd XEN_DOMAIN=streamcd XEN_BUILD_HOST=streamcd
+	)
+	# Xen's own flags must win over anything in the environment.
+	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" olddefconfig
+	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" -j"$(nproc)"
+	gzip -n -9 <"$build/xen" >"$build/xen.gz"
+}
+
+# gdbsx talks to /dev/xen/privcmd with Xen's public headers only, so of the
+# tools tree it needs just tools/include and no ./configure; the tools'
+# Makefiles insist on config/Tools.mk existing, and an empty one gives
+# gdbsx everything it uses from Config.mk's defaults.
+xen_gdbsx() {
+	local src=$1
+	local args=(
+		PYTHON=/usr/bin/python3
+		EXTRA_CFLAGS_XEN_TOOLS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
+		PREPEND_LDFLAGS_XEN_TOOLS="$(dpkg-buildflags --get LDFLAGS)"
+	)
+	echo '# streamcd: gdbsx needs nothing ./configure finds' >"$src/config/Tools.mk"
+	xen_run make -C "$src/tools/include" "${args[@]}" xen-foreign xen-dir
+	xen_run make -C "$src/tools/debugger/gdbsx" "${args[@]}" -j"$(nproc)"
+}
+
+stage_xen() {
+	local hash dest="$OUT/xen" work="$OUT/xen.work" src f opts uptodate=0 start=$SECONDS
+	local outputs=(xen.gz xen-debug.gz xen.config xen-debug.config gdbsx)
+	local rel="$TOP/hypervisor/release.config" dbg="$TOP/hypervisor/debug.config"
+	hash=$(xen_inputs_hash)
+	if [[ -f $dest/.inputs && $(<"$dest/.inputs") == "$hash" ]]; then
+		uptodate=1
+		for f in "${outputs[@]}"; do [[ -f $dest/$f ]] || uptodate=0; done
+	fi
+	if ((uptodate)); then
+		log "xen: $dest is up to date (inputs ${hash:0:12})"
+		return 0
+	fi
+	mkdir -p "$OUT/log"
+	: >"$OUT/log/xen.log"
+	ensure_deb_src xen
+	install_missing xen "${XEN_PACKAGES[@]}"
+	src="$OUT/src/xen-$(sed 's/^[0-9]*://; s/-[^-]*$//' <<<"$XEN_VERSION")"
+	log "xen: unpacking Debian's xen $XEN_VERSION into $src"
+	xen_fetch_source "$src"
+	rm -rf "$work"
+	mkdir -p "$work/out"
+	log "xen: building the release hypervisor (log: $OUT/log/xen.log)"
+	xen_hypervisor "$src" "$work/release" "$rel"
+	opts=$(xen_check_config "$work/release/.config" "$rel")
+	log "xen: release .config verified: $opts"
+	log "xen: building the debug hypervisor"
+	xen_hypervisor "$src" "$work/debug" "$rel" "$dbg"
+	opts=$(xen_check_config "$work/debug/.config" "$rel" "$dbg")
+	log "xen: debug .config verified: $opts"
+	xen_check_syms "$work/release/xen-syms" intel_iommu_init_ops amd_iommu_init \
+		iommu_do_pci_domctl shadow_enable gdbsx_guest_mem_io
+	xen_check_syms "$work/debug/xen-syms" intel_iommu_init_ops amd_iommu_init \
+		iommu_do_pci_domctl shadow_enable gdbsx_guest_mem_io __trap_to_gdb
+	log "xen: building gdbsx"
+	xen_gdbsx "$src"
+	cp "$work/release/xen.gz" "$work/out/xen.gz"
+	cp "$work/debug/xen.gz" "$work/out/xen-debug.gz"
+	cp "$work/release/.config" "$work/out/xen.config"
+	cp "$work/debug/.config" "$work/out/xen-debug.config"
+	strip -o "$work/out/gdbsx" "$src/tools/debugger/gdbsx/gdbsx"
+	printf '%s\n' "$hash" >"$work/out/.inputs"
+	rm -rf "$dest"
+	mv "$work/out" "$dest"
+	rm -rf "$work"
+	log "xen: done in $((SECONDS - start)) s: $(cd "$dest" && du -b "${outputs[@]}" | awk '{ printf "%s %d KiB  ", $2, ($1 + 1023) / 1024 }')"
+}
+
 stage_clean() {
 	rm -rf "$OUT"
 	make -C "$TOP/cloop" clean >/dev/null
 }
+
+# Stages kept beside what they build.
+# shellcheck source=guests/linux/kernel.sh
+. "$TOP/guests/linux/kernel.sh"
 
 main() {
 	local stages=("$@") s
@@ -125,7 +396,7 @@ main() {
 	for s in "${stages[@]}"; do
 		case $s in
 		-h | --help | help) usage; return 0 ;;
-		deps | hcloop | demo | clean) "stage_$s" ;;
+		deps | hcloop | demo | xen | kernel | clean) "stage_$s" ;;
 		*) usage >&2; die "unknown stage: $s" ;;
 		esac
 	done

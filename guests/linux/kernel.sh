@@ -1,0 +1,120 @@
+# shellcheck shell=bash
+# Stage "kernel": one Linux kernel from Debian's linux-source-6.1, built
+# from tinyconfig, the kernel's own Xen fragments and guests/linux/config/.
+# Sourced by build.sh, which provides log, die, run_logged, install_missing,
+# TOP and OUT.
+# Outputs: $OUT/kernel/vmlinuz (bzImage) and $OUT/kernel/config.
+
+# What building needs beyond a Debian base system: libelf-dev for objtool,
+# xz-utils for the source tarball and the XZ-compressed bzImage. No
+# libssl-dev, cpio or kmod: without module support nothing is signed,
+# packed or installed as a module.
+KERNEL_PACKAGES=(linux-source-6.1 build-essential bc bison flex libelf-dev xz-utils)
+
+KERNEL_SOURCE_PKG=linux-source-6.1
+
+kernel_install_deps() {
+	install_missing kernel "${KERNEL_PACKAGES[@]}"
+}
+
+# kernel_inputs_hash FRAGMENT...
+kernel_inputs_hash() {
+	local f
+	{
+		dpkg-query -W -f='${Version}\n' "$KERNEL_SOURCE_PKG"
+		for f in "$@"; do
+			printf '== %s\n' "${f##*/}"
+			cat "$f"
+		done
+		declare -f stage_kernel kernel_configure kernel_check_config
+	} | sha256sum | cut -d' ' -f1
+}
+
+# kernel_unpack VERSION SRC: a tree of exactly that package version at SRC.
+kernel_unpack() {
+	local version=$1 src=$2 tmp
+	if [[ -f $src/.streamcd-version && $(<"$src/.streamcd-version") == "$version" ]]; then
+		return 0
+	fi
+	log "kernel: unpacking $KERNEL_SOURCE_PKG $version into $src"
+	rm -rf "$src"
+	tmp=$(mktemp -d "$OUT/src/.unpack.XXXXXX")
+	tar -xf "/usr/src/$KERNEL_SOURCE_PKG.tar.xz" -C "$tmp" ||
+		{ rm -rf "$tmp"; die "kernel: unpacking /usr/src/$KERNEL_SOURCE_PKG.tar.xz failed"; }
+	printf '%s\n' "$version" >"$tmp/$KERNEL_SOURCE_PKG/.streamcd-version"
+	mv "$tmp/$KERNEL_SOURCE_PKG" "$src"
+	rmdir "$tmp"
+}
+
+# kernel_configure SRC WORK FRAGMENT...: .config in WORK. Runs under
+# run_logged's "if", where set -e is off, hence the explicit returns.
+kernel_configure() {
+	local src=$1 work=$2
+	shift 2
+	make -C "$src" O="$work" ARCH=x86_64 tinyconfig || return 1
+	# merge_config.sh puts its temporary files in the current directory.
+	(cd "$work" && "$src/scripts/kconfig/merge_config.sh" -m -O "$work" "$work/.config" \
+		"$src/kernel/configs/xen.config" "$src/arch/x86/configs/xen.config" "$@") || return 1
+	make -C "$src" O="$work" ARCH=x86_64 olddefconfig
+}
+
+# kernel_check_config CONFIG FRAGMENT...: Kconfig drops an option whose
+# dependencies are unmet without a word, so compare every "=y" and every
+# "is not set" the fragments ask for with the final .config.
+kernel_check_config() {
+	local config=$1 f line opt bad=()
+	shift
+	for f in "$@"; do
+		while IFS= read -r line; do
+			if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=y$ ]]; then
+				opt=${BASH_REMATCH[1]}
+				grep -qx "$opt=y" "$config" || bad+=("$opt (wanted y, ${f##*/})")
+			elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+				opt=${BASH_REMATCH[1]}
+				! grep -Eq "^$opt=[ym]$" "$config" || bad+=("$opt (wanted off, ${f##*/})")
+			fi
+		done <"$f"
+	done
+	((${#bad[@]} == 0)) && return 0
+	printf 'kernel: option not as asked: %s\n' "${bad[@]}" >&2
+	return 1
+}
+
+stage_kernel() {
+	local dest=$OUT/kernel src=$OUT/src/$KERNEL_SOURCE_PKG work=$OUT/kernel-build
+	local version hash start
+	# Ours are merged after the kernel's own fragments, so their choices win.
+	local fragments=("$TOP"/guests/linux/config/*.config)
+	[[ -f ${fragments[0]} ]] || die "kernel: no fragments in $TOP/guests/linux/config"
+	kernel_install_deps
+	hash=$(kernel_inputs_hash "${fragments[@]}")
+	if [[ -f $dest/inputs.sha256 && -f $dest/vmlinuz && -f $dest/config &&
+		$(<"$dest/inputs.sha256") == "$hash" ]]; then
+		log "kernel: up to date ($dest/vmlinuz)"
+		return 0
+	fi
+	version=$(dpkg-query -W -f='${Version}' "$KERNEL_SOURCE_PKG")
+	mkdir -p "$OUT/src" "$work"
+	kernel_unpack "$version" "$src"
+	# Objects from another source version would be reused by make.
+	if [[ ! -f $work/.streamcd-version || $(<"$work/.streamcd-version") != "$version" ]]; then
+		rm -rf "$work"
+		mkdir -p "$work"
+		printf '%s\n' "$version" >"$work/.streamcd-version"
+	fi
+	log "kernel: configuring (tinyconfig + Xen fragments + ${#fragments[@]} project fragments)"
+	run_logged kernel-config kernel_configure "$src" "$work" "${fragments[@]}"
+	kernel_check_config "$work/.config" "${fragments[@]}" ||
+		die "kernel: Kconfig dropped options (unmet dependencies?); see $work/.config"
+	log "kernel: building bzImage with $(nproc) jobs (log: $OUT/log/kernel.log)"
+	start=$SECONDS
+	run_logged kernel make -C "$src" O="$work" ARCH=x86_64 -j"$(nproc)" bzImage
+	rm -rf "$dest.new"
+	mkdir -p "$dest.new"
+	cp "$work/arch/x86/boot/bzImage" "$dest.new/vmlinuz"
+	cp "$work/.config" "$dest.new/config"
+	printf '%s\n' "$hash" >"$dest.new/inputs.sha256"
+	rm -rf "$dest"
+	mv "$dest.new" "$dest"
+	log "kernel: $dest/vmlinuz, $(stat -c %s "$dest/vmlinuz") bytes, built in $((SECONDS - start)) s"
+}
