@@ -1,9 +1,13 @@
-/* The unit tests' one assertion helper: counts, and names what failed. */
+/* What the unit tests share: one assertion helper that counts and names
+ * what failed, and the file helpers for their scratch directories. */
 #ifndef HC_TEST_CHECK_H
 #define HC_TEST_CHECK_H
 
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 static int passed, failed;
 
@@ -22,6 +26,30 @@ __attribute__((format(printf, 2, 3))) static int check(int ok, const char *fmt, 
 	va_end(ap);
 	fputc('\n', stderr);
 	return 0;
+}
+
+/* Writes a whole file or ends the test: its setup failed. */
+static inline void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
+		fprintf(stderr, "FAIL: cannot write %s\n", path);
+		exit(1);
+	}
+}
+
+static inline int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static inline void rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

@@ -104,29 +104,6 @@ static void fill_image(uint8_t *p, size_t size, uint64_t seed)
 	memcpy(p + 200 * BS, p + 5 * BS, BS);
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		exit(1);
-	}
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Expected failures log errors; keep them out of the test's output. */
 static void quiet(int on)
 {

@@ -97,16 +97,6 @@ static int exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
-		fprintf(stderr, "FAIL: cannot write %s\n", path);
-		exit(1);
-	}
-}
-
 static hc_diskcache *open_cache(const char *dir, uint64_t max)
 {
 	hc_diskcache *dc = NULL;
@@ -154,19 +144,6 @@ static struct hc_diskcache_stats stats(hc_diskcache *dc)
 static void tick(void)
 {
 	usleep(30000);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- tests ------------------------------------------------------------ */
