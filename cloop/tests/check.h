@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -26,6 +27,21 @@ __attribute__((format(printf, 2, 3))) static int check(int ok, const char *fmt, 
 	va_end(ap);
 	fputc('\n', stderr);
 	return 0;
+}
+
+/* snprintf into a PATH_MAX buffer; a cut path would test the wrong file. */
+__attribute__((format(printf, 2, 3))) static inline void pathf(char *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= PATH_MAX) {
+		fprintf(stderr, "FAIL: path too long\n");
+		exit(1);
+	}
 }
 
 /* Writes a whole file or ends the test: its setup failed. */

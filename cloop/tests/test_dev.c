@@ -35,20 +35,6 @@ static uint8_t sha1[HC_SHA256_LEN], sha2[HC_SHA256_LEN];
 
 /* ---- helpers ---------------------------------------------------------- */
 
-__attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX) {
-		fprintf(stderr, "FAIL: path too long\n");
-		exit(1);
-	}
-}
-
 static uint64_t rng_state;
 
 static uint64_t rng(void)

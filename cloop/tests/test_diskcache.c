@@ -24,21 +24,6 @@
 
 static char root[PATH_MAX]; /* the temporary directory of this run */
 
-/* snprintf into a PATH_MAX buffer; a cut path would test the wrong file. */
-__attribute__((format(printf, 2, 3))) static void pathf(char *out, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX) {
-		fprintf(stderr, "FAIL: path too long\n");
-		exit(1);
-	}
-}
-
 /* ---- helpers ---------------------------------------------------------- */
 
 struct blob {
