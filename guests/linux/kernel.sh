@@ -88,8 +88,7 @@ stage_kernel() {
 	[[ -f ${fragments[0]} ]] || die "kernel: no fragments in $TOP/guests/linux/config"
 	kernel_install_deps
 	hash=$(kernel_inputs_hash "${fragments[@]}")
-	if [[ -f $dest/inputs.sha256 && -f $dest/vmlinuz && -f $dest/config &&
-		$(<"$dest/inputs.sha256") == "$hash" ]]; then
+	if stage_uptodate kernel "$hash" "$dest" vmlinuz config; then
 		log "kernel: up to date ($dest/vmlinuz)"
 		return 0
 	fi
@@ -113,8 +112,8 @@ stage_kernel() {
 	mkdir -p "$dest.new"
 	cp "$work/arch/x86/boot/bzImage" "$dest.new/vmlinuz"
 	cp "$work/.config" "$dest.new/config"
-	printf '%s\n' "$hash" >"$dest.new/inputs.sha256"
 	rm -rf "$dest"
 	mv "$dest.new" "$dest"
+	stage_cache kernel "$hash" "$dest"
 	log "kernel: $dest/vmlinuz, $(stat -c %s "$dest/vmlinuz") bytes, built in $((SECONDS - start)) s"
 }
