@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Stage "initrd": Debian's static BusyBox, the static hcloop and initrd/init
+# packed into an xz cpio. Sourced by build.sh, which provides log, die,
+# run_logged, install_missing, stage_uptodate, stage_cache, TOP and OUT.
+# Output: $OUT/initrd/initrd.img.
+
+INITRD_PACKAGES=(cpio xz-utils)
+
+# The store URL(s) baked into the initrd; 10.0.2.100 is where QEMU's user
+# network (guestfwd, see ./build.sh run) reaches the server on the host, so
+# the ISO works out of the box there. Comma-separated, tried in order.
+STREAMCD_MIRRORS=${STREAMCD_MIRRORS:-http://10.0.2.100}
+STREAMCD_IMAGE=${STREAMCD_IMAGE:-dom0}
+
+# Target from the issue: the whole initrd at most 1.5 MiB compressed.
+INITRD_MAX_BYTES=$((1536 * 1024))
+
+source_date_epoch() {
+	if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
+		echo "$SOURCE_DATE_EPOCH"
+	else
+		git -C "$TOP" log -1 --format=%ct 2>/dev/null || echo 0
+	fi
+}
+
+# initrd_busybox DIR: the static busybox from Debian's busybox-static .deb,
+# unpacked, not installed: installing it would remove the busybox package
+# the tests serve files with.
+initrd_busybox() {
+	local dir=$1 version deb
+	version=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
+	[[ -n $version && $version != "(none)" ]] || die "initrd: apt knows no busybox-static package"
+	deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_${version#*:}_*.deb" -print -quit)
+	if [[ -z $deb ]]; then
+		(cd "$OUT/src" && apt-get download -q "busybox-static=$version") >>"$OUT/log/initrd.log" 2>&1 ||
+			die "initrd: apt-get download busybox-static=$version failed (see $OUT/log/initrd.log)"
+		deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_${version#*:}_*.deb" -print -quit)
+	fi
+	rm -rf "$dir"
+	dpkg-deb -x "$deb" "$dir"
+	[[ -x $dir/bin/busybox ]] || die "initrd: $deb has no bin/busybox"
+}
+
+initrd_inputs_hash() {
+	local bbver=$1
+	{
+		echo "$bbver" "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
+		sha256sum "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" "$TOP/initrd/udhcpc.script"
+		declare -f stage_initrd initrd_busybox initrd_tree
+	} | sha256sum | cut -d ' ' -f 1
+}
+
+# initrd_tree BUSYBOX_ROOT DIR: the initrd's file tree.
+initrd_tree() {
+	local bb=$1 dir=$2 applet
+	rm -rf "$dir"
+	mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,dev,proc,sys,run,newroot,tmp}
+	install -m 0755 "$bb/bin/busybox" "$dir/bin/busybox"
+	# Every applet, so the rescue shell is a usable one.
+	for applet in $("$dir/bin/busybox" --list-full); do
+		[[ -e $dir/$applet ]] || ln -s /bin/busybox "$dir/$applet"
+	done
+	install -m 0755 "$OUT/hcloop-static/hcloop" "$dir/sbin/hcloop"
+	install -m 0755 "$TOP/initrd/init" "$dir/init"
+	install -m 0755 "$TOP/initrd/udhcpc.script" "$dir/etc/udhcpc.script"
+	printf '# Written by build.sh (stage initrd); the boot line overrides it.\nurl=%s\nimage=%s\n' \
+		"$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" >"$dir/etc/streamcd.conf"
+	printf '127.0.0.1 localhost\n' >"$dir/etc/hosts"
+	# The kernel opens the console before /init runs and mounts devtmpfs.
+	mknod -m 0600 "$dir/dev/console" c 5 1
+	mknod -m 0666 "$dir/dev/null" c 1 3
+}
+
+stage_initrd() {
+	local dest=$OUT/initrd work=$OUT/initrd.work bbver hash epoch size
+	install_missing initrd "${INITRD_PACKAGES[@]}"
+	[[ $(id -u) == 0 ]] || die "initrd: making device nodes needs root"
+	stage_hcloop_static
+	mkdir -p "$OUT/src" "$OUT/log"
+	: >"$OUT/log/initrd.log"
+	bbver=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
+	hash=$(initrd_inputs_hash "$bbver")
+	if stage_uptodate initrd "$hash" "$dest" initrd.img; then
+		log "initrd: up to date ($dest/initrd.img)"
+		return 0
+	fi
+	epoch=$(source_date_epoch)
+	rm -rf "$work"
+	mkdir -p "$work"
+	log "initrd: busybox-static $bbver, hcloop, init; mirrors $STREAMCD_MIRRORS"
+	initrd_busybox "$work/busybox"
+	initrd_tree "$work/busybox" "$work/root"
+	# Fixed times, owners and order: the same inputs give the same bytes.
+	find "$work/root" -exec touch -h -d "@$epoch" {} +
+	(cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort |
+		cpio --quiet -o -H newc -R 0:0 --reproducible) >"$work/initrd.cpio" ||
+		die "initrd: cpio failed"
+	# The kernel's XZ decoder needs CRC32 checks, not xz's default CRC64.
+	xz -9e --check=crc32 -T1 -c "$work/initrd.cpio" >"$work/initrd.img"
+	size=$(stat -c %s "$work/initrd.img")
+	((size <= INITRD_MAX_BYTES)) ||
+		die "initrd: $size bytes compressed, over the $INITRD_MAX_BYTES-byte target"
+	rm -rf "$dest"
+	mkdir -p "$dest"
+	mv "$work/initrd.img" "$dest/initrd.img"
+	rm -rf "$work"
+	stage_cache initrd "$hash" "$dest"
+	log "initrd: $dest/initrd.img, $size bytes (busybox $(stat -c %s "$OUT/hcloop-static/hcloop") + hcloop, xz)"
+}
