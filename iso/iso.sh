@@ -1,0 +1,217 @@
+# shellcheck shell=bash
+# Stage "iso": the hybrid BIOS + UEFI image out/streamcd.iso holding Xen
+# (release and debug), the kernel and the initrd. ISOLINUX + mboot.c32 boot
+# BIOS machines, GRUB (multiboot2) UEFI ones; the same image written to a USB
+# stick boots both ways from disk.
+# Sourced by build.sh, which provides log, die, run_logged, install_missing,
+# stage_uptodate, stage_cache, TOP and OUT.
+# Inputs: $OUT/xen/{xen.gz,xen-debug.gz}, $OUT/kernel/vmlinuz,
+# $OUT/initrd/initrd.img, iso/{isolinux.cfg,grub.cfg}.
+# Outputs: $OUT/iso/{streamcd.iso,sizes.txt} and $OUT/streamcd.iso.
+# Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
+# STREAMCD_BOOT_ARGS (added to every Linux command line, default none: the
+# initrd has built-in defaults).
+
+# Every package here either puts bytes into the image or decides its layout,
+# so their versions are part of the stage's input hash.
+ISO_PACKAGES=(xorriso libisofs6 libisoburn1 isolinux syslinux-common
+	grub-efi-amd64-bin mtools dosfstools)
+
+ISOLINUX_BIN=/usr/lib/ISOLINUX/isolinux.bin
+ISOLINUX_MBR=/usr/lib/ISOLINUX/isohdpfx.bin
+SYSLINUX_MODULES=/usr/lib/syslinux/modules/bios
+# ldlinux.c32 is ISOLINUX's second half; libcom32 (and libutil, for the
+# menu) are what mboot.c32 and menu.c32 link against. menu.c32 rather than
+# vesamenu.c32: text mode also works over the serial line.
+ISOLINUX_FILES=(ldlinux.c32 libcom32.c32 libutil.c32 menu.c32 mboot.c32)
+
+# Every module the early config and grub.cfg use, and no more: the GRUB
+# image is the largest part of the loaders and modules cannot be compressed
+# in an EFI image. search_fs_uuid rather than search, which drags in the
+# label and file searches too. No memdisk: GRUB reads grub.cfg and the
+# kernels straight from the ISO 9660 tree.
+GRUB_MODULES=(normal search_fs_uuid iso9660 fat part_gpt part_msdos
+	multiboot2 linux gzio serial terminal efi_gop)
+
+ISO_VOLID=STREAMCD
+# 6.5 MB, the size the image has to stay under.
+ISO_MAX_BYTES=6500000
+
+# iso_config TEMPLATE ARGS: the loader configuration TEMPLATE with every
+# command line filled in. Both loaders' templates go through here, so a
+# menu entry boots with the same line from BIOS and from UEFI.
+iso_config() {
+	local template=$1 args=$2 text
+	# Xen: dom0 gets a fixed 1 GiB (no ballooning from all of RAM down), the
+	# console goes to both COM1 and the screen.
+	local xen="dom0_mem=1024M,max:1024M console=com1,vga com1=115200,8n1"
+	# The debug build talks only to COM1 and says everything it knows.
+	local xen_debug="dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all"
+	local dom0="console=hvc0 quiet${args:+ $args}"
+	# No quiet: whoever boots the debug entry wants the kernel's messages.
+	local dom0_debug="console=hvc0${args:+ $args}"
+	# The last console= gets /dev/console: the screen, with COM1 mirrored.
+	local linux="console=ttyS0,115200 console=tty0 quiet${args:+ $args}"
+	text=$(<"$template")
+	text=${text//@XEN_ARGS@/$xen}
+	text=${text//@XEN_DEBUG_ARGS@/$xen_debug}
+	text=${text//@DOM0_ARGS@/$dom0}
+	text=${text//@DOM0_DEBUG_ARGS@/$dom0_debug}
+	text=${text//@LINUX_ARGS@/$linux}
+	text=${text//@TIMEOUT_S@/5}
+	text=${text//@TIMEOUT_DS@/50}
+	text=${text//@TITLE@/streamcd}
+	[[ $text != *@[A-Z_]*@* ]] || die "iso: $template: unknown @...@ placeholder"
+	printf '%s\n' "$text"
+}
+
+# iso_check_args ARGS: the line goes unquoted into grub.cfg and isolinux.cfg,
+# so nothing either parser would take as syntax.
+iso_check_args() {
+	[[ $1 != *[\$\;\"\'\\\{\}\|\&\<\>\#]* && $1 != *$'\n'* ]] ||
+		die "iso: STREAMCD_BOOT_ARGS may not hold \$ ; \" ' \\ { } | & < > # or newlines: $1"
+}
+
+# iso_epoch: SOURCE_DATE_EPOCH, or the last commit's time.
+iso_epoch() {
+	local epoch=${SOURCE_DATE_EPOCH:-}
+	[[ -n $epoch ]] || epoch=$(git -C "$TOP" log -1 --format=%ct 2>/dev/null) ||
+		die "iso: not in a git work tree; set SOURCE_DATE_EPOCH"
+	[[ $epoch =~ ^[0-9]+$ ]] || die "iso: SOURCE_DATE_EPOCH is not a number: $epoch"
+	printf '%s\n' "$epoch"
+}
+
+# iso_inputs_hash EPOCH ARGS INPUT...
+iso_inputs_hash() {
+	local epoch=$1 args=$2 f
+	shift 2
+	{
+		printf '%s\n' "$epoch" "$args"
+		dpkg-query -W -f='${Package} ${Version}\n' "${ISO_PACKAGES[@]}"
+		for f in "$@" "$TOP"/iso/isolinux.cfg "$TOP"/iso/grub.cfg; do
+			printf '== %s\n' "${f##*/}"
+			sha256sum <"$f"
+		done
+		declare -f stage_iso iso_config iso_check_args iso_epoch iso_grub_image iso_esp iso_xorriso
+		declare -p ISO_PACKAGES ISOLINUX_FILES GRUB_MODULES ISO_VOLID
+	} | sha256sum | cut -d' ' -f1
+}
+
+# iso_grub_image OUT UUID: a standalone GRUB EFI binary. Its built-in
+# config finds the ISO 9660 tree by the volume's UUID (GRUB derives it from
+# the modification date xorriso writes), wherever the firmware started it:
+# the El Torito image on a CD, the ESP on a USB stick.
+iso_grub_image() {
+	local out=$1 uuid=$2 early
+	early=$(dirname "$out")/early.cfg
+	# shellcheck disable=SC2016 # $root is GRUB's variable, expanded by GRUB
+	printf '%s\n' "search.fs_uuid $uuid root" 'set prefix=($root)/boot/grub' >"$early"
+	grub-mkimage -O x86_64-efi -p /boot/grub -c "$early" -o "$out" "${GRUB_MODULES[@]}"
+}
+
+# iso_esp IMG EFI_BINARY: the FAT EFI system partition, just big enough for
+# EFI/BOOT/BOOTX64.EFI. --invariant, the fixed serial number and mtools'
+# SOURCE_DATE_EPOCH (its "now" for every entry) keep it byte-identical.
+iso_esp() {
+	local img=$1 efi=$2 kib
+	# One sector per cluster wastes the least; the 32 KiB cover the boot
+	# sector, two FATs, the root directory and two subdirectories.
+	kib=$((($(stat -c %s "$efi") + 1023) / 1024 + 32))
+	rm -f "$img"
+	mkfs.vfat -C --invariant -i 5354524d -n ESP -s 1 -r 16 "$img" "$kib" >/dev/null
+	mmd -i "$img" ::/EFI ::/EFI/BOOT
+	mcopy -i "$img" "$efi" ::/EFI/BOOT/BOOTX64.EFI
+}
+
+# iso_xorriso ISO TREE ESP DATE: the hybrid image. isohdpfx.bin is the MBR
+# that boots ISOLINUX from a disk; -isohybrid-gpt-basdat adds a GPT beside
+# the MBR table; the ESP is appended once, as partition 2, and the El Torito
+# UEFI entry points into it, so the GRUB image is not stored twice.
+# Neither the isohybrid cylinder alignment nor the 300 KiB tail for CD
+# writers' read-ahead is worth up to 1.3 MB here: firmware and Linux read
+# partitions by LBA, and the tail of the image is the ESP, not ISO data.
+iso_xorriso() {
+	local iso=$1 tree=$2 esp=$3 date=$4
+	xorriso -as mkisofs -o "$iso" \
+		-V "$ISO_VOLID" -r -iso-level 3 \
+		--modification-date="$date" --set_all_file_dates "$date" \
+		--gpt_disk_guid modification-date \
+		-isohybrid-mbr "$ISOLINUX_MBR" \
+		-c isolinux/boot.cat \
+		-b isolinux/isolinux.bin -no-emul-boot -boot-load-size 4 -boot-info-table \
+		-eltorito-alt-boot \
+		-e --interval:appended_partition_2:all:: -no-emul-boot \
+		-append_partition 2 0xef "$esp" \
+		-isohybrid-gpt-basdat \
+		-partition_cyl_align off -no-pad \
+		"$tree"
+}
+
+stage_iso() {
+	local dest=$OUT/iso work=$OUT/iso.work epoch args hash date uuid f size total
+	local xen=$OUT/xen/xen.gz xen_debug=$OUT/xen/xen-debug.gz
+	local kernel=$OUT/kernel/vmlinuz initrd=$OUT/initrd/initrd.img
+	install_missing iso "${ISO_PACKAGES[@]}"
+	for f in "$xen" "$xen_debug" "$kernel" "$initrd"; do
+		[[ -f $f ]] || die "iso: $f missing; build it first (./build.sh xen kernel initrd)"
+	done
+	args=${STREAMCD_BOOT_ARGS:-}
+	iso_check_args "$args"
+	epoch=$(iso_epoch)
+	hash=$(iso_inputs_hash "$epoch" "$args" "$xen" "$xen_debug" "$kernel" "$initrd")
+	if stage_uptodate iso "$hash" "$dest" streamcd.iso; then
+		ln -f "$dest/streamcd.iso" "$OUT/streamcd.iso" || cp "$dest/streamcd.iso" "$OUT/streamcd.iso"
+		log "iso: up to date ($OUT/streamcd.iso)"
+		return 0
+	fi
+	date=$(date -u -d "@$epoch" +%Y%m%d%H%M%S00)
+	uuid=$(date -u -d "@$epoch" +%Y-%m-%d-%H-%M-%S-00)
+	log "iso: building ($(date -u -d "@$epoch" '+%F %T') UTC, volume UUID $uuid)"
+	rm -rf "$work"
+	mkdir -p "$work/tree/boot/grub" "$work/tree/isolinux"
+	cp "$xen" "$work/tree/boot/xen.gz"
+	cp "$xen_debug" "$work/tree/boot/xen-debug.gz"
+	cp "$kernel" "$work/tree/boot/vmlinuz"
+	cp "$initrd" "$work/tree/boot/initrd.img"
+	cp "$ISOLINUX_BIN" "$work/tree/isolinux/"
+	for f in "${ISOLINUX_FILES[@]}"; do
+		cp "$SYSLINUX_MODULES/$f" "$work/tree/isolinux/"
+	done
+	iso_config "$TOP/iso/isolinux.cfg" "$args" >"$work/tree/isolinux/isolinux.cfg"
+	iso_config "$TOP/iso/grub.cfg" "$args" >"$work/tree/boot/grub/grub.cfg"
+	run_logged iso-grub iso_grub_image "$work/bootx64.efi" "$uuid"
+	# mtools stamps what it writes with SOURCE_DATE_EPOCH.
+	SOURCE_DATE_EPOCH=$epoch run_logged iso-esp iso_esp "$work/efiboot.img" "$work/bootx64.efi"
+	SOURCE_DATE_EPOCH=$epoch run_logged iso iso_xorriso "$work/streamcd.iso" "$work/tree" "$work/efiboot.img" "$date"
+
+	total=$(stat -c %s "$work/streamcd.iso")
+	{
+		printf '%-34s %10s %8s\n' component bytes KiB
+		for f in boot/xen.gz boot/xen-debug.gz boot/vmlinuz boot/initrd.img \
+			isolinux/isolinux.bin "${ISOLINUX_FILES[@]/#/isolinux/}"; do
+			size=$(stat -c %s "$work/tree/$f")
+			printf '%-34s %10d %8d\n' "$f" "$size" $(((size + 1023) / 1024))
+		done
+		size=$(stat -c %s "$work/bootx64.efi")
+		printf '%-34s %10d %8d\n' "EFI/BOOT/BOOTX64.EFI (GRUB)" "$size" $(((size + 1023) / 1024))
+		size=$(stat -c %s "$work/efiboot.img")
+		printf '%-34s %10d %8d\n' "ESP (FAT, holds BOOTX64.EFI)" "$size" $(((size + 1023) / 1024))
+		printf '%-34s %10d %8d\n' "streamcd.iso" "$total" $(((total + 1023) / 1024))
+	} >"$work/sizes.txt"
+
+	rm -rf "$dest.new"
+	mkdir -p "$dest.new"
+	mv "$work/streamcd.iso" "$work/sizes.txt" "$dest.new/"
+	rm -rf "$dest"
+	mv "$dest.new" "$dest"
+	rm -rf "$work"
+	stage_cache iso "$hash" "$dest"
+	ln -f "$dest/streamcd.iso" "$OUT/streamcd.iso" || cp "$dest/streamcd.iso" "$OUT/streamcd.iso"
+	cat "$dest/sizes.txt" >&2
+	# The largest payload is what to trim first.
+	log "iso: largest part: $(sed -n '2,5p' "$dest/sizes.txt" | sort -k2,2nr | awk 'NR == 1 { print $1 }')"
+	if ((total > ISO_MAX_BYTES)); then
+		log "iso: WARNING: $total bytes, over the $ISO_MAX_BYTES-byte budget by $((total - ISO_MAX_BYTES))"
+	fi
+	log "iso: $OUT/streamcd.iso, $total bytes"
+}
