@@ -24,25 +24,41 @@ usage() {
 	cat <<'USAGE'
 Usage: ./build.sh [STAGE...]
 
-Stages (run in the order given; default: deps hcloop demo):
-  deps     install the Debian 12 packages everything here needs (apt-get)
-  hcloop   build the streaming block driver, cloop/build/hcloop
-  demo     the main job today: put an ext4 image of a generated tree into an
-           hcloop store under out/store, serve it over HTTP on 127.0.0.1 with
-           busybox httpd, mount it with hcloop, loop-mount the filesystem
-           read-only, check it against the source and print the counters
-  xen      (not in the default list) build Xen from Debian's xen source
-           package with hypervisor/release.config and hypervisor/debug.config,
-           and gdbsx for dom0: out/xen/{xen.gz,xen-debug.gz,xen.config,
-           xen-debug.config,gdbsx}; skipped when its inputs are unchanged
-  kernel   (not in the default list) one lean Linux 6.1 from Debian's
-           linux-source-6.1 with guests/linux/config/*.config: Xen dom0,
-           PV/PVH/HVM guest and bare metal; out/kernel/{vmlinuz,config};
-           skipped when its inputs are unchanged
-  clean    remove out/ and the build directories
+Builds streamcd and boots it. Stages run in the order given; the default,
+"./build.sh", is: deps hcloop xen kernel hcloop-static rootfs initrd iso run
+(everything, then the demo boot). Every build stage is skipped when its
+inputs are unchanged, and restored from the machine-wide cache
+(STREAMCD_CACHE, default /var/cache/streamcd) when it built them before.
 
-The root filesystem, initrd and ISO stages come with issue 4.
-Logs: out/log/STAGE.log. Environment: STREAMCD_OUT (default ./out).
+  deps           install the Debian 12 packages the pipeline and tests need
+  hcloop         the streaming block driver, cloop/build/hcloop
+  xen            Xen from Debian's xen source package: release and debug
+                 hypervisors (hypervisor/*.config) and gdbsx: out/xen/
+  kernel         one Linux 6.1 from linux-source-6.1 (guests/linux/config/):
+                 Xen dom0, PV/PVH/HVM guest and bare metal: out/kernel/
+  hcloop-static  a static hcloop with a lean libcurl from Debian's curl
+                 source, for the initrd: out/hcloop-static/
+  rootfs         the Debian 12 dom0 root filesystem with Xen's tools
+                 (guests/linux/rootfs/), put into the store out/store as
+                 image "dom0": out/rootfs/
+  initrd         static BusyBox + static hcloop + initrd/init:
+                 out/initrd/initrd.img (STREAMCD_MIRRORS: the store URLs
+                 baked in, default http://10.0.2.100)
+  iso            the hybrid BIOS/UEFI ISO: out/streamcd.iso
+  run            serve out/store on 127.0.0.1 and boot the ISO in QEMU with
+                 the serial console on this terminal (Ctrl-A x quits). With
+                 no terminal, QEMU talks on stdin/stdout for scripts and is
+                 stopped after STREAMCD_RUN_TIMEOUT s (1800). Also:
+                 STREAMCD_FIRMWARE=bios|uefi, STREAMCD_MEDIA=cdrom|disk
+                 (disk: as if written to a USB stick), STREAMCD_MEM (MiB)
+  serve          serve out/store on the LAN (STREAMCD_PORT, default 8080)
+                 for real machines booted from the ISO; prints the boot line
+  demo           hcloop alone: an ext4 image of a generated tree into the
+                 store, served and mounted on this machine, checked
+  clean          remove out/ and the build directories (not the cache)
+
+Logs: out/log/STAGE.log. Environment: STREAMCD_OUT (default ./out),
+STREAMCD_CACHE ("" turns the machine-wide cache off).
 USAGE
 }
 
@@ -437,7 +453,7 @@ STAGES=(deps hcloop demo xen kernel hcloop-static rootfs initrd iso run serve cl
 
 main() {
 	local stages=("$@") s
-	((${#stages[@]})) || stages=(deps hcloop demo)
+	((${#stages[@]})) || stages=(deps hcloop xen kernel hcloop-static rootfs initrd iso run)
 	for s in "${stages[@]}"; do
 		case $s in
 		-h | --help | help) usage; return 0 ;;

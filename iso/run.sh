@@ -80,16 +80,28 @@ stage_run() {
 	[[ -f $OUT/streamcd.iso ]] || die "run: no $OUT/streamcd.iso; run ./build.sh iso first"
 	mkdir -p "$OUT/log"
 	port=${STREAMCD_PORT:-$(run_free_port)}
-	httpd_pid=$(run_httpd 127.0.0.1 "$port" "$OUT/log/run-httpd.log")
-	# shellcheck disable=SC2064 # this run's pid
-	trap "kill $httpd_pid 2>/dev/null || true" EXIT
-	run_wait_port "$port"
+	if [[ ${STREAMCD_RUN_SERVER:-1} == 0 ]]; then
+		# For the test of a boot whose store is unreachable.
+		log "run: STREAMCD_RUN_SERVER=0: no store server (port $port stays closed)"
+		httpd_pid=
+	else
+		httpd_pid=$(run_httpd 127.0.0.1 "$port" "$OUT/log/run-httpd.log")
+		# shellcheck disable=SC2064 # this run's pid
+		trap "kill $httpd_pid 2>/dev/null || true" EXIT
+		run_wait_port "$port"
+	fi
 	mapfile -t qemu_args < <(run_qemu_args "$port")
 	log "run: store $OUT/store on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $OUT/streamcd.iso (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
 	[[ ! -t 1 ]] || log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
-	qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
-	kill "$httpd_pid" 2>/dev/null || true
+	if [[ -t 0 ]]; then
+		qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
+	else
+		# Driven by a script (or by nobody: stdin at its end): bounded.
+		timeout "${STREAMCD_RUN_TIMEOUT:-1800}" qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
+	fi
+	[[ -z $httpd_pid ]] || kill "$httpd_pid" 2>/dev/null || true
 	trap - EXIT
+	((rc != 124)) || die "run: stopped QEMU after STREAMCD_RUN_TIMEOUT=${STREAMCD_RUN_TIMEOUT:-1800} s"
 	((rc == 0)) || die "run: QEMU exited with status $rc"
 }
 

@@ -8,12 +8,15 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
-	hcloop-faults-san hcloop-offline-san)
+	hcloop-faults-san hcloop-offline-san hcloop-static
+	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver)
 
 t_lint() {
 	local sh
 	mapfile -t sh < <(git ls-files '*.sh' build.sh .ci/run 2>/dev/null | sort -u)
 	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
+		shellcheck -s sh initrd/init initrd/udhcpc.script &&
+		python3 -m py_compile tests/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c
 }
 t_unit() { make -s -C cloop check; }
