@@ -22,7 +22,8 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(rb"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[78=>cDEHM])")
-DOWN = "\x1b[B"
+# Ctrl-N moves down in both menu.c32 and GRUB; escape sequences get split.
+DOWN = "\x0e"
 
 
 class Fail(Exception):
@@ -146,7 +147,6 @@ def scenario_boot(con, entry, hypervisor, debug=False):
         m = con.expect(r"Xen version (4\.17\S*) [^\n]*debug=([yn])", 300, "Xen's banner")
         check(m.group(2) == ("y" if debug else "n"),
               f"Xen {m.group(1)} with debug={m.group(2)}")
-    con.expect(r"Linux version 6\.1", 300, "the Linux banner")
     m = con.expect(r"streamcd: root mounted from (\S+) \(image (\S+), version (\S+)\)", 600,
                    "'streamcd: root mounted from ...'")
     print(f"measure: root mounted at {con.elapsed():.0f} s: {m.group(0)}")
