@@ -30,11 +30,11 @@ initrd_busybox() {
 	local dir=$1 version deb
 	version=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
 	[[ -n $version && $version != "(none)" ]] || die "initrd: apt knows no busybox-static package"
-	deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_${version#*:}_*.deb" -print -quit)
+	deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_*${version#*:}_*.deb" -print -quit)
 	if [[ -z $deb ]]; then
 		(cd "$OUT/src" && apt-get download -q "busybox-static=$version") >>"$OUT/log/initrd.log" 2>&1 ||
 			die "initrd: apt-get download busybox-static=$version failed (see $OUT/log/initrd.log)"
-		deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_${version#*:}_*.deb" -print -quit)
+		deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_*${version#*:}_*.deb" -print -quit)
 	fi
 	rm -rf "$dir"
 	dpkg-deb -x "$deb" "$dir"
@@ -105,5 +105,5 @@ stage_initrd() {
 	mv "$work/initrd.img" "$dest/initrd.img"
 	rm -rf "$work"
 	stage_cache initrd "$hash" "$dest"
-	log "initrd: $dest/initrd.img, $size bytes (busybox $(stat -c %s "$OUT/hcloop-static/hcloop") + hcloop, xz)"
+	log "initrd: $dest/initrd.img, $size bytes (xz; limit $INITRD_MAX_BYTES)"
 }

@@ -113,6 +113,7 @@ static int uint_arg(const char *s, uint64_t max, unsigned *ret)
 	return 0;
 }
 
+#ifndef HC_NO_MAKE
 static int cmd_make(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -194,6 +195,7 @@ static int cmd_make(int argc, char **argv)
 	free(mirrors);
 	return r == 0 ? 0 : 1;
 }
+#endif /* HC_NO_MAKE */
 
 static int cmd_mount(int argc, char **argv)
 {
@@ -380,7 +382,12 @@ int main(int argc, char **argv)
 	argc--;
 	argv++;
 	if (!strcmp(cmd, "make"))
+#ifndef HC_NO_MAKE
 		return cmd_make(argc, argv);
+#else
+		return usage_error("%s: this hcloop is the initrd's reader, it makes no stores",
+				   cmd);
+#endif
 	if (!strcmp(cmd, "mount"))
 		return cmd_mount(argc, argv);
 	if (!strcmp(cmd, "info"))
