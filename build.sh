@@ -414,10 +414,12 @@ stage_uptodate() {
 	fi
 	[[ -n $CACHE && -f $CACHE/$name/$hash/.inputs ]] || return 1
 	for f in "$@"; do [[ -e $CACHE/$name/$hash/$f ]] || return 1; done
+	# Called as a condition, where set -e is off: every step is checked.
 	rm -rf "$dest.restore"
-	cp -a "$CACHE/$name/$hash" "$dest.restore"
-	rm -rf "$dest"
-	mv "$dest.restore" "$dest"
+	if ! { mkdir -p "$(dirname "$dest")" && cp -a "$CACHE/$name/$hash" "$dest.restore" &&
+		rm -rf "$dest" && mv "$dest.restore" "$dest"; }; then
+		die "$name: restoring $CACHE/$name/$hash into $dest failed"
+	fi
 	log "$name: restored from $CACHE/$name/${hash:0:12}"
 }
 
