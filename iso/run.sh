@@ -3,7 +3,7 @@
 # 127.0.0.1) and "serve" (serve out/store to real machines on the LAN).
 # Sourced by build.sh, which provides log, die, install_missing, TOP and OUT.
 
-RUN_PACKAGES=(qemu-system-x86 busybox ovmf)
+RUN_PACKAGES=(qemu-system-x86 nginx-light busybox ovmf)
 
 # What QEMU's user network answers to the guest for the store (the initrd's
 # baked-in default mirror, see initrd/initrd.sh).
@@ -14,13 +14,41 @@ run_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# run_httpd ADDR PORT LOG: busybox httpd serving out/store in the
-# foreground; prints its pid.
+# run_httpd ADDR PORT NAME: nginx serving out/store in the foreground;
+# prints its pid. nginx, not busybox httpd: hcloop keeps its connections
+# alive, and a server that closes each one costs a new guest connection per
+# block (through QEMU's guestfwd, a new process too): measured in QEMU TCG,
+# 16 MiB of the image streamed in 13.2 s from busybox httpd, 1.3 s from nginx.
 run_httpd() {
-	local addr=$1 port=$2 logf=$3
-	[[ -d $OUT/store/index ]] || die "run: $OUT/store has no images; run ./build.sh rootfs first"
-	: >"$OUT/log/httpd.conf"
-	busybox httpd -f -vv -p "$addr:$port" -h "$OUT/store" -c "$OUT/log/httpd.conf" >"$logf" 2>&1 &
+	local addr=$1 port=$2 name=$3 dir=$OUT/log/$3-nginx
+	[[ -d $OUT/store/index ]] || die "$name: $OUT/store has no images; run ./build.sh rootfs first"
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<-NGINX
+		daemon off;
+		worker_processes 2;
+		pid $dir/nginx.pid;
+		error_log $dir/error.log;
+		events { worker_connections 1024; }
+		http {
+			access_log $dir/access.log;
+			sendfile on;
+			tcp_nopush on;
+			keepalive_requests 1000000;
+			keepalive_timeout 300s;
+			types { }
+			default_type application/octet-stream;
+			client_body_temp_path $dir/tmp;
+			proxy_temp_path $dir/tmp;
+			fastcgi_temp_path $dir/tmp;
+			uwsgi_temp_path $dir/tmp;
+			scgi_temp_path $dir/tmp;
+			server {
+				listen $addr:$port;
+				root $OUT/store;
+			}
+		}
+	NGINX
+	nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stderr.log" 2>&1 &
 	echo $!
 }
 
@@ -28,7 +56,7 @@ run_httpd() {
 run_wait_port() {
 	local _
 	for _ in $(seq 50); do
-		# Any HTTP answer will do: busybox httpd lists no directories.
+		# Any HTTP answer will do: the store root has no index page.
 		curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
 		sleep 0.1
 	done
@@ -85,7 +113,7 @@ stage_run() {
 		log "run: STREAMCD_RUN_SERVER=0: no store server (port $port stays closed)"
 		httpd_pid=
 	else
-		httpd_pid=$(run_httpd 127.0.0.1 "$port" "$OUT/log/run-httpd.log")
+		httpd_pid=$(run_httpd 127.0.0.1 "$port" run)
 		# shellcheck disable=SC2064 # this run's pid
 		trap "kill $httpd_pid 2>/dev/null || true" EXIT
 		run_wait_port "$port"
@@ -107,9 +135,9 @@ stage_run() {
 
 stage_serve() {
 	local port=${STREAMCD_PORT:-8080} addr httpd_pid
-	install_missing serve busybox
+	install_missing serve nginx-light
 	mkdir -p "$OUT/log"
-	httpd_pid=$(run_httpd 0.0.0.0 "$port" "$OUT/log/serve-httpd.log")
+	httpd_pid=$(run_httpd 0.0.0.0 "$port" serve)
 	# shellcheck disable=SC2064 # this run's pid
 	trap "kill $httpd_pid 2>/dev/null || true" EXIT INT TERM
 	run_wait_port "$port"
@@ -118,6 +146,6 @@ stage_serve() {
 	for addr in $(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
 		printf '    streamcd.url=http://%s:%s\n' "$addr" "$port"
 	done
-	log "serve: access log $OUT/log/serve-httpd.log; Ctrl-C stops"
+	log "serve: access log $OUT/log/serve-nginx/access.log; Ctrl-C stops"
 	wait "$httpd_pid"
 }

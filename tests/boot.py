@@ -39,6 +39,7 @@ class Console:
             cmd, cwd=TOP, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
         self.buf = ""
+        self.pending = b""
         self.t0 = time.monotonic()
 
     def elapsed(self):
@@ -53,6 +54,13 @@ class Console:
             return False
         self.log.write(data)
         self.log.flush()
+        data = self.pending + data
+        # An escape sequence cut in two by the read stays for the next one.
+        esc = data.rfind(b"\x1b")
+        if esc >= 0 and not ANSI.match(data, esc) and len(data) - esc < 16:
+            data, self.pending = data[:esc], data[esc:]
+        else:
+            self.pending = b""
         self.buf += ANSI.sub(b"", data).replace(b"\r", b"").decode("utf-8", "replace")
         return True
 
