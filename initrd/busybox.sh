@@ -1,0 +1,196 @@
+# shellcheck shell=bash
+# The initrd's BusyBox: static, built from Debian 12's busybox source
+# package with only the applets initrd/busybox.config asks for, where
+# Debian's busybox-static has 269, built for a whole system.
+# Sourced by build.sh, which provides log, die, install_missing,
+# ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
+# Entry point: initrd_busybox_build DEST. Output kept in $OUT/busybox/:
+# busybox (stripped) and config (the resolved .config).
+
+# The busybox source package of Debian 12 busybox.config was written for:
+# a new one may add options (allnoconfig leaves them off) or applets.
+INITRD_BUSYBOX_VERSION=1:1.35.0-4+deb12u1
+
+# dpkg-dev: dpkg-source; bzip2 and xz-utils: the orig and debian tarballs;
+# build-essential: gcc, make and libc6-dev's libc.a.
+INITRD_BUSYBOX_PACKAGES=(build-essential dpkg-dev bzip2 xz-utils)
+
+# Exactly what "busybox --list" must print: a lost applet breaks /init or
+# the rescue shell, an extra one means the config no longer says all.
+INITRD_BUSYBOX_APPLETS=(
+	'[' ash awk basename cat chmod clear cp cttyhack cut date df dirname
+	dmesg du echo env false find free grep head hexdump hostname id ip kill
+	less ln losetup ls mkdir mknod mount mv nc nslookup pidof ping poweroff
+	printf ps reboot reset rm sed seq setsid sh sha256sum sleep sort stty
+	switch_root sync tail test tr true udhcpc umount uname uniq vi wc wget
+	which xargs
+)
+
+# Static glibc warns at link time about functions that need NSS modules or
+# ld.so at run time, which the initrd has not. Those allowed, and why; any
+# other fails the build.
+#  getaddrinfo (wget, ping, nc), gethostbyname (hostname -i): host names.
+#    Without NSS modules static glibc still reads /etc/hosts and asks
+#    resolv.conf's servers (tried in a chroot holding only BusyBox).
+#  getservbyname: a port given by name to nc or wget; numbers never reach
+#    it, and wget falls back to 80 when "http" is not found.
+INITRD_BUSYBOX_LINK_ALLOWED=(getaddrinfo gethostbyname getservbyname)
+
+# Appends to the one log; on failure shows its tail.
+initrd_busybox_run() {
+	if ! "$@" >>"$OUT/log/busybox.log" 2>&1; then
+		tail -n 30 "$OUT/log/busybox.log" >&2
+		die "busybox: failed: $*; full log: $OUT/log/busybox.log"
+	fi
+}
+
+# Anything that changes the binary: the source, our config and code, and
+# the toolchain and libc.a it is linked with.
+initrd_busybox_hash() {
+	local fns p
+	mapfile -t fns < <(declare -F | awk '$3 ~ /^initrd_busybox_/ { print $3 }')
+	{
+		printf '%s\n' "$INITRD_BUSYBOX_VERSION" "${INITRD_BUSYBOX_APPLETS[*]}" \
+			"${INITRD_BUSYBOX_LINK_ALLOWED[*]}"
+		declare -f "${fns[@]}"
+		cat "$TOP/initrd/busybox.config"
+		for p in gcc libc6-dev binutils make; do
+			dpkg-query -W -f='${Package} ${Version}\n' "$p"
+		done
+	} | sha256sum | cut -d ' ' -f 1
+}
+
+# initrd_busybox_source DIR: Debian's busybox source, patches applied,
+# unpacked fresh into DIR; the downloads stay in out/src.
+initrd_busybox_source() {
+	local dir=$1 v=$INITRD_BUSYBOX_VERSION dsc got
+	dsc="$OUT/src/busybox_${v#*:}.dsc"
+	mkdir -p "$OUT/src"
+	if ! (cd "$OUT/src" && apt-get source -q --download-only "busybox=$v") >>"$OUT/log/busybox.log" 2>&1; then
+		tail -n 5 "$OUT/log/busybox.log" >&2
+		die "busybox: apt-get source cannot give busybox $v (it offers: $(apt-cache showsrc busybox | sed -n 's/^Version: //p' | tr '\n' ' ')); set INITRD_BUSYBOX_VERSION in initrd/busybox.sh to one of them and check initrd/busybox.config against it"
+	fi
+	got=$(sed -n 's/^Version: //p' "$dsc")
+	[[ $got == "$v" ]] || die "busybox: apt-get source gave busybox $got, initrd/busybox.sh expects $v"
+	rm -rf "$dir"
+	initrd_busybox_run dpkg-source -x "$dsc" "$dir"
+}
+
+# initrd_busybox_make SRC BUILD EPOCH ARG...: BusyBox's make, out of tree.
+# Its kconfig writes the date into autoconf.h and the banner: EPOCH instead
+# of now, so that two builds give the same bytes. Not exported: build.sh's
+# other stages read SOURCE_DATE_EPOCH too.
+initrd_busybox_make() {
+	local src=$1 build=$2 epoch=$3
+	shift 3
+	initrd_busybox_run env KCONFIG_NOTIMESTAMP=1 SOURCE_DATE_EPOCH="$epoch" \
+		make -C "$build" -f "$src/Makefile" KBUILD_SRC="$src" "$@"
+}
+
+# initrd_busybox_config SRC BUILD EPOCH FRAGMENT: BusyBox's kconfig answers "n"
+# to every bool in allnoconfig even when KCONFIG_ALLCONFIG names it, so the
+# allnoconfig-plus-fragment config is made by hand: allyesconfig lists every
+# symbol, each bool is turned off unless the fragment sets it, and oldconfig
+# settles dependencies and choices (the fragment picks ash; the others take
+# their defaults). Options new to oldconfig stay at their defaults.
+initrd_busybox_config() {
+	local src=$1 build=$2 epoch=$3 fragment=$4
+	mkdir -p "$build"
+	initrd_busybox_make "$src" "$build" "$epoch" allyesconfig
+	# shellcheck disable=SC2016 # an awk program
+	awk '
+		NR == FNR {
+			if (match($0, /^CONFIG_[A-Za-z0-9_]+=/)) want[substr($0, 1, RLENGTH - 1)] = $0
+			else if (match($0, /^# CONFIG_[A-Za-z0-9_]+ is not set$/)) want[$2] = $0
+			next
+		}
+		match($0, /^CONFIG_[A-Za-z0-9_]+=/) {
+			sym = substr($0, 1, RLENGTH - 1)
+			if (sym in want) next
+			if ($0 ~ /=y$/) $0 = "# " sym " is not set"
+		}
+		/^# CONFIG_[A-Za-z0-9_]+ is not set$/ && ($2 in want) { next }
+		{ print }
+		END { for (sym in want) print want[sym] }
+	' "$fragment" "$build/.config" >"$build/.config.new"
+	mv "$build/.config.new" "$build/.config"
+	initrd_busybox_make "$src" "$build" "$epoch" oldconfig < <(yes "")
+	initrd_busybox_check_config "$build/.config" "$fragment"
+}
+
+# initrd_busybox_check_config CONFIG FRAGMENT: Kconfig drops an option
+# whose dependencies are unmet without a word; compare every fragment line.
+initrd_busybox_check_config() {
+	local config=$1 fragment=$2 line sym want have bad=()
+	while IFS= read -r line; do
+		if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
+			sym=${BASH_REMATCH[1]} want=${BASH_REMATCH[2]}
+		elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+			sym=${BASH_REMATCH[1]} want=n
+		else
+			continue
+		fi
+		have=$(sed -n "s/^$sym=//p" "$config")
+		[[ -n $have ]] || have=n
+		[[ $have == "$want" ]] || bad+=("$sym (wanted $want, got $have)")
+	done <"$fragment"
+	((${#bad[@]} == 0)) || die "busybox: Kconfig did not keep ${bad[*]} (see $config)"
+}
+
+# initrd_busybox_check BINARY LINKLOG: static, no unexplained NSS call,
+# exactly the applets wanted. LINKLOG: BusyBox's trylink keeps the final
+# link's messages in busybox_unstripped.out, not in make's output.
+initrd_busybox_check() {
+	local bin=$1 linklog=$2 fn bad=() got want
+	if readelf -lW "$bin" | grep -q INTERP || readelf -dW "$bin" | grep -q NEEDED; then
+		die "busybox: $bin is not statically linked"
+	fi
+	while read -r fn; do
+		[[ " ${INITRD_BUSYBOX_LINK_ALLOWED[*]} " == *" $fn "* ]] || bad+=("$fn")
+	done < <(sed -n "s/.*warning: Using '\([^']*\)' in statically linked.*/\1/p" "$linklog" | sort -u)
+	((${#bad[@]} == 0)) ||
+		die "busybox: static glibc needs NSS or ld.so at run time for: ${bad[*]} (see $linklog)"
+	got=$("$bin" --list | LC_ALL=C sort | tr '\n' ' ')
+	want=$(printf '%s\n' "${INITRD_BUSYBOX_APPLETS[@]}" | LC_ALL=C sort | tr '\n' ' ')
+	[[ $got == "$want" ]] ||
+		die "busybox: applets differ from INITRD_BUSYBOX_APPLETS: $(diff <(tr ' ' '\n' <<<"$want") <(tr ' ' '\n' <<<"$got") | sed -n 's/^\([<>]\) /\1/p' | tr '\n' ' ')(<: missing, >: extra)"
+}
+
+# initrd_busybox_build DEST: the static, stripped BusyBox into DEST
+# (a file name), built only when initrd_busybox_hash changed.
+initrd_busybox_build() {
+	local dest=$1 out=$OUT/busybox work=$OUT/busybox.work hash src build epoch start=$SECONDS
+	install_missing busybox "${INITRD_BUSYBOX_PACKAGES[@]}"
+	hash=$(initrd_busybox_hash)
+	if stage_uptodate busybox "$hash" "$out" busybox config; then
+		log "busybox: up to date ($out/busybox)"
+	else
+		mkdir -p "$OUT/log"
+		: >"$OUT/log/busybox.log"
+		ensure_deb_src busybox
+		src=$work/src build=$work/build
+		rm -rf "$work"
+		mkdir -p "$work"
+		log "busybox: unpacking Debian's busybox $INITRD_BUSYBOX_VERSION into $src"
+		initrd_busybox_source "$src"
+		epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
+		initrd_busybox_config "$src" "$build" "$epoch" "$TOP/initrd/busybox.config"
+		log "busybox: building (log: $OUT/log/busybox.log)"
+		# BusyBox's own flags (-Os, sections for --gc-sections) stay; the
+		# build tag replaces the build date in the banner; the file prefix
+		# map keeps the work directory's path out of the binary.
+		initrd_busybox_make "$src" "$build" "$epoch" -j"$(nproc)" busybox SKIP_STRIP=y V=1 \
+			BB_EXTRA_VERSION="Debian $INITRD_BUSYBOX_VERSION, streamcd" \
+			CONFIG_EXTRA_CFLAGS="-ffile-prefix-map=$src=. -ffile-prefix-map=$build=."
+		rm -rf "$out.new"
+		mkdir -p "$out.new"
+		strip --strip-all -R .comment -R .note -o "$out.new/busybox" "$build/busybox_unstripped"
+		cp "$build/.config" "$out.new/config"
+		initrd_busybox_check "$out.new/busybox" "$build/busybox_unstripped.out"
+		rm -rf "$out" "$work"
+		mv "$out.new" "$out"
+		stage_cache busybox "$hash" "$out"
+		log "busybox: $out/busybox, $(stat -c %s "$out/busybox") bytes ($(xz -9e --check=crc32 -T1 -c "$out/busybox" | wc -c) with xz -9e), ${#INITRD_BUSYBOX_APPLETS[@]} applets, in $((SECONDS - start)) s"
+	fi
+	install -D -m 0755 "$out/busybox" "$dest"
+}
