@@ -445,7 +445,7 @@ stage_cache() {
 # Stages kept beside what they build.
 # shellcheck source=guests/linux/kernel.sh
 . "$TOP/guests/linux/kernel.sh"
-for f in "$TOP"/cloop/static.sh "$TOP"/guests/linux/rootfs.sh "$TOP"/initrd/initrd.sh \
+for f in "$TOP"/cloop/static.sh "$TOP"/guests/linux/rootfs.sh "$TOP"/initrd/busybox.sh "$TOP"/initrd/initrd.sh \
 	"$TOP"/iso/iso.sh "$TOP"/iso/run.sh; do
 	# shellcheck disable=SC1090 # each is checked on its own by tests/run.sh
 	[[ -f $f ]] && . "$f"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Stage "initrd": Debian's static BusyBox, the static hcloop and initrd/init
+# Stage "initrd": a static BusyBox (initrd/busybox.sh), the static hcloop and initrd/init
 # packed into an xz cpio. Sourced by build.sh, which provides log, die,
 # run_logged, install_missing, stage_uptodate, stage_cache, TOP and OUT.
 # Output: $OUT/initrd/initrd.img.
@@ -23,39 +23,21 @@ source_date_epoch() {
 	fi
 }
 
-# initrd_busybox DIR: the static busybox from Debian's busybox-static .deb,
-# unpacked, not installed: installing it would remove the busybox package
-# the tests serve files with.
-initrd_busybox() {
-	local dir=$1 version deb
-	version=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
-	[[ -n $version && $version != "(none)" ]] || die "initrd: apt knows no busybox-static package"
-	deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_*${version#*:}_*.deb" -print -quit)
-	if [[ -z $deb ]]; then
-		(cd "$OUT/src" && apt-get download -q "busybox-static=$version") >>"$OUT/log/initrd.log" 2>&1 ||
-			die "initrd: apt-get download busybox-static=$version failed (see $OUT/log/initrd.log)"
-		deb=$(find "$OUT/src" -maxdepth 1 -name "busybox-static_*${version#*:}_*.deb" -print -quit)
-	fi
-	rm -rf "$dir"
-	dpkg-deb -x "$deb" "$dir"
-	[[ -x $dir/bin/busybox ]] || die "initrd: $deb has no bin/busybox"
-}
-
 initrd_inputs_hash() {
-	local bbver=$1
 	{
-		echo "$bbver" "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
-		sha256sum "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" "$TOP/initrd/udhcpc.script"
-		declare -f stage_initrd initrd_busybox initrd_tree
+		echo "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
+		sha256sum "$OUT/initrd-busybox/busybox" "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" \
+			"$TOP/initrd/udhcpc.script"
+		declare -f stage_initrd initrd_tree
 	} | sha256sum | cut -d ' ' -f 1
 }
 
-# initrd_tree BUSYBOX_ROOT DIR: the initrd's file tree.
+# initrd_tree BUSYBOX DIR: the initrd's file tree.
 initrd_tree() {
 	local bb=$1 dir=$2 applet
 	rm -rf "$dir"
 	mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,dev,proc,sys,run,newroot,tmp}
-	install -m 0755 "$bb/bin/busybox" "$dir/bin/busybox"
+	install -m 0755 "$bb" "$dir/bin/busybox"
 	# Every applet, so the rescue shell is a usable one.
 	for applet in $("$dir/bin/busybox" --list-full); do
 		[[ -e $dir/$applet ]] || ln -s /bin/busybox "$dir/$applet"
@@ -72,14 +54,14 @@ initrd_tree() {
 }
 
 stage_initrd() {
-	local dest=$OUT/initrd work=$OUT/initrd.work bbver hash epoch size
+	local dest=$OUT/initrd work=$OUT/initrd.work hash epoch size
 	install_missing initrd "${INITRD_PACKAGES[@]}"
 	[[ $(id -u) == 0 ]] || die "initrd: making device nodes needs root"
 	stage_hcloop_static
 	mkdir -p "$OUT/src" "$OUT/log"
 	: >"$OUT/log/initrd.log"
-	bbver=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
-	hash=$(initrd_inputs_hash "$bbver")
+	initrd_busybox_build "$OUT/initrd-busybox/busybox"
+	hash=$(initrd_inputs_hash)
 	if stage_uptodate initrd "$hash" "$dest" initrd.img; then
 		log "initrd: up to date ($dest/initrd.img)"
 		return 0
@@ -87,9 +69,8 @@ stage_initrd() {
 	epoch=$(source_date_epoch)
 	rm -rf "$work"
 	mkdir -p "$work"
-	log "initrd: busybox-static $bbver, hcloop, init; mirrors $STREAMCD_MIRRORS"
-	initrd_busybox "$work/busybox"
-	initrd_tree "$work/busybox" "$work/root"
+	log "initrd: busybox, hcloop, init; mirrors $STREAMCD_MIRRORS"
+	initrd_tree "$OUT/initrd-busybox/busybox" "$work/root"
 	# Fixed times, owners and order: the same inputs give the same bytes.
 	find "$work/root" -exec touch -h -d "@$epoch" {} +
 	(cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort |
