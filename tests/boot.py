@@ -177,7 +177,7 @@ def scenario_noserver(con):
     choose_entry(con, 0)
     con.expect(r"streamcd: mounting image \S+ from \S+", 600, "the initrd's mount attempt")
     t = con.elapsed()
-    m = con.expect(r"streamcd: FAILED: ([^\n]*)", 300, "the initrd's failure message")
+    m = con.expect(r"streamcd: FAILED: ([^\n]*)\n", 300, "the initrd's failure message")
     took = con.elapsed() - t
     check("hcloop could not mount" in m.group(1), f"clear failure: {m.group(0)}")
     check(took < 120, f"gave up after {took:.0f} s, not a hang")
