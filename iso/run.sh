@@ -90,8 +90,11 @@ run_qemu_args() {
 		;;
 	*) die "run: STREAMCD_FIRMWARE=$firmware: bios or uefi" ;;
 	esac
+	# guestfwd's "cmd:" runs one nc per guest connection ("tcp:" would be
+	# one chardev connection, shared by all and gone after the first); nc's
+	# own complaints would otherwise reach the guest as the server's answer.
 	# shellcheck disable=SC2054 # commas inside one QEMU option
-	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:busybox nc 127.0.0.1 $port"
+	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
 		-device e1000,netdev=n0 -display none -monitor none)
 	if [[ -t 0 && -t 1 ]]; then
 		# On a terminal Ctrl-A x quits QEMU.
