@@ -14,10 +14,11 @@ run_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# run_httpd ADDR PORT NAME: nginx serving out/store in the foreground;
-# prints its pid. nginx, not busybox httpd: hcloop keeps its connections
-# alive, and a server that closes each one costs a new guest connection per
-# block (through QEMU's guestfwd, a new process too): measured in QEMU TCG,
+# run_httpd ADDR PORT NAME: nginx serving out/store, a child of this shell
+# (so that it can be waited for) whose pid goes into RUN_HTTPD_PID.
+# nginx, not busybox httpd: hcloop keeps its connections alive, and a
+# server that closes each one costs a new guest connection per block
+# (through QEMU's guestfwd, a new process too): measured in QEMU TCG,
 # 16 MiB of the image streamed in 13.2 s from busybox httpd, 1.3 s from nginx.
 run_httpd() {
 	local addr=$1 port=$2 name=$3 dir=$OUT/log/$3-nginx
@@ -49,7 +50,7 @@ run_httpd() {
 		}
 	NGINX
 	nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stderr.log" 2>&1 &
-	echo $!
+	RUN_HTTPD_PID=$!
 }
 
 # run_wait_port PORT: the server answers, or die.
@@ -116,7 +117,8 @@ stage_run() {
 		log "run: STREAMCD_RUN_SERVER=0: no store server (port $port stays closed)"
 		httpd_pid=
 	else
-		httpd_pid=$(run_httpd 127.0.0.1 "$port" run)
+		run_httpd 127.0.0.1 "$port" run
+		httpd_pid=$RUN_HTTPD_PID
 		# shellcheck disable=SC2064 # this run's pid
 		trap "kill $httpd_pid 2>/dev/null || true" EXIT
 		run_wait_port "$port"
@@ -140,9 +142,12 @@ stage_serve() {
 	local port=${STREAMCD_PORT:-8080} addr httpd_pid
 	install_missing serve nginx-light
 	mkdir -p "$OUT/log"
-	httpd_pid=$(run_httpd 0.0.0.0 "$port" serve)
+	run_httpd 0.0.0.0 "$port" serve
+	httpd_pid=$RUN_HTTPD_PID
 	# shellcheck disable=SC2064 # this run's pid
-	trap "kill $httpd_pid 2>/dev/null || true" EXIT INT TERM
+	trap "kill $httpd_pid 2>/dev/null || true" EXIT
+	# Ctrl-C is how serving ends: not an error.
+	trap 'log "serve: stopped"; exit 0' INT TERM
 	run_wait_port "$port"
 	log "serve: $OUT/store on port $port; boot machines with one of these on the boot line"
 	log "serve: (Tab at the isolinux menu, e at the GRUB menu):"
@@ -150,5 +155,5 @@ stage_serve() {
 		printf '    streamcd.url=http://%s:%s\n' "$addr" "$port"
 	done
 	log "serve: access log $OUT/log/serve-nginx/access.log; Ctrl-C stops"
-	wait "$httpd_pid"
+	wait "$httpd_pid" || die "serve: nginx stopped; see $OUT/log/serve-nginx/error.log"
 }
