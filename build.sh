@@ -16,9 +16,10 @@ PACKAGES=(
 # The Xen stage: the version of Debian's xen source package that
 # hypervisor/*.config were written for, and the packages its build needs
 # beyond a C toolchain (flex and bison: Xen's kconfig; python3: generated
-# headers; build-essential brings dpkg-dev for dpkg-source).
+# headers; build-essential brings dpkg-dev for dpkg-source; zopfli: the
+# smaller gzip, see xen_hypervisor).
 XEN_VERSION=4.17.5+72-g01140da4e8-1
-XEN_PACKAGES=(build-essential flex bison python3)
+XEN_PACKAGES=(build-essential flex bison python3 zopfli)
 
 usage() {
 	cat <<'USAGE'
@@ -330,7 +331,12 @@ xen_hypervisor() {
 	# Xen's own flags must win over anything in the environment.
 	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" olddefconfig
 	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" -j"$(nproc)"
-	gzip -n -9 <"$build/xen" >"$build/xen.gz"
+	# mboot.c32 inflates only gzip, so the format stays; zopfli writes a
+	# gzip stream ~3% smaller than gzip -9 (about 38 KiB per hypervisor on
+	# the CD), deterministically and without a name or date in the header.
+	# It writes $build/xen.gz itself: xen_run owns stdout.
+	rm -f "$build/xen.gz"
+	xen_run zopfli --gzip -i15 "$build/xen"
 }
 
 # gdbsx talks to /dev/xen/privcmd with Xen's public headers only, so of the
