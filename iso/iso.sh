@@ -15,7 +15,7 @@
 # Every package here either puts bytes into the image or decides its layout,
 # so their versions are part of the stage's input hash.
 ISO_PACKAGES=(xorriso libisofs6 libisoburn1 isolinux syslinux-common
-	grub-efi-amd64-bin mtools dosfstools)
+	grub-efi-amd64-bin mtools dosfstools zopfli)
 
 ISOLINUX_BIN=/usr/lib/ISOLINUX/isolinux.bin
 ISOLINUX_MBR=/usr/lib/ISOLINUX/isohdpfx.bin
@@ -25,13 +25,22 @@ SYSLINUX_MODULES=/usr/lib/syslinux/modules/bios
 # vesamenu.c32: text mode also works over the serial line.
 ISOLINUX_FILES=(ldlinux.c32 libcom32.c32 libutil.c32 menu.c32 mboot.c32)
 
-# Every module the early config and grub.cfg use, and no more: the GRUB
-# image is the largest part of the loaders and modules cannot be compressed
-# in an EFI image. search_fs_uuid rather than search, which drags in the
-# label and file searches too. No memdisk: GRUB reads grub.cfg and the
-# kernels straight from the ISO 9660 tree.
-GRUB_MODULES=(normal search_fs_uuid iso9660 fat part_gpt part_msdos
-	multiboot2 linux gzio serial terminal efi_gop)
+# UEFI firmware loads the GRUB image from the ESP whole and uncompressed,
+# and an EFI image cannot hold compressed modules. So the image carries
+# only what it takes to find the ISO 9660 tree and inflate: search_fs_uuid
+# (rather than search, which drags in the label and file searches too),
+# iso9660, and gzio, which GRUB applies to every file it opens that is not
+# marked "no decompress", modules included. The rest comes from
+# /boot/grub/x86_64-efi/ on the ISO, each module gzip-compressed under its
+# own name: a third of the bytes. No partition or FAT modules: the ISO 9660
+# tree starts at the first sector of the CD or stick, so the whole disk is
+# where GRUB finds it.
+GRUB_CORE_MODULES=(search_fs_uuid iso9660 gzio)
+# What grub.cfg uses, loaded by the image's early config (without normal's
+# command.lst nothing loads by itself); their dependencies follow from
+# moddep.lst.
+GRUB_MODULES=(normal serial terminal efi_gop multiboot2 linux)
+GRUB_LIB=/usr/lib/grub/x86_64-efi
 
 ISO_VOLID=STREAMCD
 # 6.5 MB, the size the image has to stay under.
@@ -92,33 +101,77 @@ iso_inputs_hash() {
 			printf '== %s\n' "${f##*/}"
 			sha256sum <"$f"
 		done
-		declare -f stage_iso iso_config iso_check_args iso_epoch iso_grub_image iso_esp iso_xorriso
-		declare -p ISO_PACKAGES ISOLINUX_FILES GRUB_MODULES ISO_VOLID
+		declare -f stage_iso iso_config iso_check_args iso_epoch iso_grub_closure iso_grub_modules \
+			iso_grub_image iso_esp iso_xorriso
+		declare -p ISO_PACKAGES ISOLINUX_FILES GRUB_CORE_MODULES GRUB_MODULES GRUB_LIB ISO_VOLID
 	} | sha256sum | cut -d' ' -f1
+}
+
+# iso_grub_closure MODULE...: the modules with everything they need, by
+# GRUB's moddep.lst, one a line.
+iso_grub_closure() {
+	local -A seen=()
+	local todo=("$@") m deps
+	while ((${#todo[@]})); do
+		m=${todo[0]}
+		todo=("${todo[@]:1}")
+		[[ -z ${seen[$m]:-} ]] || continue
+		[[ -f $GRUB_LIB/$m.mod ]] || die "iso: no GRUB module $m in $GRUB_LIB"
+		seen[$m]=1
+		read -ra deps <<<"$(sed -n "s/^$m://p" "$GRUB_LIB/moddep.lst")"
+		todo+=("${deps[@]}")
+	done
+	printf '%s\n' "${!seen[@]}" | sort
+}
+
+# iso_grub_modules DIR: GRUB_MODULES and their dependencies, less what the
+# image has built in, gzip-compressed into DIR. zopfli: the smallest gzip,
+# deterministic, no name or date in the header.
+iso_grub_modules() {
+	local dir=$1 m
+	mkdir -p "$dir"
+	for m in $(comm -23 <(iso_grub_closure "${GRUB_MODULES[@]}") \
+		<(iso_grub_closure "${GRUB_CORE_MODULES[@]}")); do
+		cp "$GRUB_LIB/$m.mod" "$dir/$m.mod"
+		# zopfli writes FILE.gz beside FILE: run_logged owns stdout.
+		zopfli --gzip -i15 "$dir/$m.mod"
+		mv "$dir/$m.mod.gz" "$dir/$m.mod"
+	done
 }
 
 # iso_grub_image OUT UUID: a standalone GRUB EFI binary. Its built-in
 # config finds the ISO 9660 tree by the volume's UUID (GRUB derives it from
 # the modification date xorriso writes), wherever the firmware started it:
-# the El Torito image on a CD, the ESP on a USB stick.
+# the El Torito image on a CD, the ESP on a USB stick, and loads the rest
+# of GRUB from there.
 iso_grub_image() {
-	local out=$1 uuid=$2 early
+	local out=$1 uuid=$2 early m
 	early=$(dirname "$out")/early.cfg
-	# shellcheck disable=SC2016 # $root is GRUB's variable, expanded by GRUB
-	printf '%s\n' "search.fs_uuid $uuid root" 'set prefix=($root)/boot/grub' >"$early"
-	grub-mkimage -O x86_64-efi -p /boot/grub -c "$early" -o "$out" "${GRUB_MODULES[@]}"
+	{
+		printf '%s\n' "search.fs_uuid $uuid root"
+		# shellcheck disable=SC2016 # $root is GRUB's variable, expanded by GRUB
+		printf '%s\n' 'set prefix=($root)/boot/grub'
+		for m in "${GRUB_MODULES[@]}"; do printf 'insmod %s\n' "$m"; done
+	} >"$early"
+	grub-mkimage -O x86_64-efi -p /boot/grub -c "$early" -o "$out" "${GRUB_CORE_MODULES[@]}"
 }
 
 # iso_esp IMG EFI_BINARY: the FAT EFI system partition, just big enough for
 # EFI/BOOT/BOOTX64.EFI. --invariant, the fixed serial number and mtools'
 # SOURCE_DATE_EPOCH (its "now" for every entry) keep it byte-identical.
 iso_esp() {
-	local img=$1 efi=$2 kib
-	# One sector per cluster wastes the least; the 32 KiB cover the boot
-	# sector, two FATs, the root directory and two subdirectories.
-	kib=$((($(stat -c %s "$efi") + 1023) / 1024 + 32))
+	local img=$1 efi=$2 secs fat kib
+	# One sector per cluster wastes the least. Around the file's sectors:
+	# the boot sector, two FAT12s (1.5 bytes a cluster), the 16-entry root
+	# directory and the two subdirectories, plus 1 KiB of slack; a fixed
+	# margin would cost more than GRUB's image gained by shrinking.
+	secs=$((($(stat -c %s "$efi") + 511) / 512))
+	fat=$((((secs + 8) * 3 / 2 + 511) / 512))
+	kib=$(((secs + 1 + 2 * fat + 1 + 2 + 1) / 2 + 1))
 	rm -f "$img"
-	mkfs.vfat -C --invariant -i 5354524d -n ESP -s 1 -r 16 "$img" "$kib" >/dev/null
+	# -g 1/1: a geometry of one-sector tracks, or mkfs.vfat rounds the size
+	# down to whole 16 KiB tracks and the file no longer fits.
+	mkfs.vfat -C --invariant -i 5354524d -n ESP -s 1 -r 16 -g 1/1 "$img" "$kib" >/dev/null
 	mmd -i "$img" ::/EFI ::/EFI/BOOT
 	mcopy -i "$img" "$efi" ::/EFI/BOOT/BOOTX64.EFI
 }
@@ -180,6 +233,7 @@ stage_iso() {
 	iso_config "$TOP/iso/isolinux.cfg" "$args" >"$work/tree/isolinux/isolinux.cfg"
 	iso_config "$TOP/iso/grub.cfg" "$args" >"$work/tree/boot/grub/grub.cfg"
 	run_logged iso-grub iso_grub_image "$work/bootx64.efi" "$uuid"
+	run_logged iso-grub-modules iso_grub_modules "$work/tree/boot/grub/x86_64-efi"
 	# mtools stamps what it writes with SOURCE_DATE_EPOCH.
 	SOURCE_DATE_EPOCH=$epoch run_logged iso-esp iso_esp "$work/efiboot.img" "$work/bootx64.efi"
 	SOURCE_DATE_EPOCH=$epoch run_logged iso iso_xorriso "$work/streamcd.iso" "$work/tree" "$work/efiboot.img" "$date"
@@ -194,6 +248,8 @@ stage_iso() {
 		done
 		size=$(stat -c %s "$work/bootx64.efi")
 		printf '%-34s %10d %8d\n' "EFI/BOOT/BOOTX64.EFI (GRUB)" "$size" $(((size + 1023) / 1024))
+		size=$(cat "$work"/tree/boot/grub/x86_64-efi/*.mod | wc -c)
+		printf '%-34s %10d %8d\n' "boot/grub/x86_64-efi/*.mod (gzip)" "$size" $(((size + 1023) / 1024))
 		size=$(stat -c %s "$work/efiboot.img")
 		printf '%-34s %10d %8d\n' "ESP (FAT, holds BOOTX64.EFI)" "$size" $(((size + 1023) / 1024))
 		printf '%-34s %10d %8d\n' "streamcd.iso" "$total" $(((total + 1023) / 1024))
