@@ -76,8 +76,10 @@ stage_initrd() {
 	(cd "$work/root" && find . -mindepth 1 | LC_ALL=C sort |
 		cpio --quiet -o -H newc -R 0:0 --reproducible) >"$work/initrd.cpio" ||
 		die "initrd: cpio failed"
-	# The kernel's XZ decoder needs CRC32 checks, not xz's default CRC64.
-	xz -9e --check=crc32 -T1 -c "$work/initrd.cpio" >"$work/initrd.img"
+	# The kernel's XZ decoder needs CRC32 checks, not xz's default CRC64. The
+	# x86 branch filter (the kernel has XZ_DEC_X86) suits an initrd that is
+	# two executables: 33 KB less than -9e alone.
+	xz --check=crc32 -T1 --x86 --lzma2=preset=9e -c "$work/initrd.cpio" >"$work/initrd.img"
 	size=$(stat -c %s "$work/initrd.img")
 	((size <= INITRD_MAX_BYTES)) ||
 		die "initrd: $size bytes compressed, over the $INITRD_MAX_BYTES-byte target"
