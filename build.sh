@@ -11,6 +11,7 @@ PACKAGES=(
 	build-essential pkg-config clang clang-format shellcheck
 	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
+	qemu-system-x86 ovmf cpio xz-utils
 )
 
 # The Xen stage: the version of Debian's xen source package that
