@@ -67,15 +67,11 @@ USAGE
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
-# run_logged STAGE CMD...: output into the stage's log; on failure show its tail.
+# run_logged STAGE CMD...: a fresh out/log/STAGE.log for CMD (see log_run).
 run_logged() {
-	local stage=$1
-	shift
 	mkdir -p "$OUT/log"
-	if ! "$@" >"$OUT/log/$stage.log" 2>&1; then
-		tail -n 30 "$OUT/log/$stage.log" >&2
-		die "stage $stage failed; full log: $OUT/log/$stage.log"
-	fi
+	: >"$OUT/log/$1.log"
+	log_run "$@"
 }
 
 # install_missing STAGE PACKAGE...: apt-get only what is not installed yet.
@@ -91,6 +87,36 @@ install_missing() {
 	export DEBIAN_FRONTEND=noninteractive
 	# Another stage or session may hold apt's lock: wait for it, don't fail.
 	run_logged "$stage-apt" sh -c "apt-get -o DPkg::Lock::Timeout=900 update && apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends $(printf '%q ' "${missing[@]}")"
+}
+
+# log_run LOG CMD...: CMD's output appended to out/log/LOG.log, for stages
+# of many steps and one log; on failure its tail is shown and the build stops.
+log_run() {
+	local name=$1
+	shift
+	mkdir -p "$OUT/log"
+	if ! "$@" >>"$OUT/log/$name.log" 2>&1; then
+		tail -n 30 "$OUT/log/$name.log" >&2
+		die "$name failed: $*; full log: $OUT/log/$name.log"
+	fi
+}
+
+# debian_source LOG PACKAGE VERSION DIR SETTING: Debian's source package at
+# exactly VERSION (a pin: our configs and flags were written for it),
+# patches applied, unpacked fresh into DIR; the downloads stay in out/src.
+# SETTING names the variable to change when apt offers another version.
+debian_source() {
+	local name=$1 pkg=$2 v=$3 dir=$4 setting=$5 dsc got
+	dsc="$OUT/src/${pkg}_${v#*:}.dsc"
+	mkdir -p "$OUT/src" "$OUT/log"
+	if ! (cd "$OUT/src" && apt-get source -q --download-only "$pkg=$v") >>"$OUT/log/$name.log" 2>&1; then
+		tail -n 5 "$OUT/log/$name.log" >&2
+		die "$name: apt-get source cannot give $pkg $v (it offers: $(apt-cache showsrc "$pkg" | sed -n 's/^Version: //p' | tr '\n' ' ')); set $setting to one of them and check that what was written for $v still applies"
+	fi
+	got=$(sed -n 's/^Version: //p' "$dsc")
+	[[ $got == "$v" ]] || die "$name: apt-get source gave $pkg $got, $setting asks for $v"
+	rm -rf "$dir"
+	log_run "$name" dpkg-source -x "$dsc" "$dir"
 }
 
 stage_deps() {
@@ -240,14 +266,6 @@ ensure_deb_src() {
 	run_logged "$stage-apt" apt-get update
 }
 
-# Like run_logged, but appending: the xen stage has many steps and one log.
-xen_run() {
-	if ! "$@" >>"$OUT/log/xen.log" 2>&1; then
-		tail -n 30 "$OUT/log/xen.log" >&2
-		die "stage xen failed; full log: $OUT/log/xen.log"
-	fi
-}
-
 # Everything that decides what out/xen/ holds; a change to any of it rebuilds.
 xen_inputs_hash() {
 	local fns
@@ -261,21 +279,6 @@ xen_inputs_hash() {
 	} | sha256sum | cut -d ' ' -f 1
 }
 
-
-# xen_fetch_source DIR: Debian's xen source, patches applied, unpacked fresh
-# into DIR; the downloaded files stay in out/src for the next build.
-xen_fetch_source() {
-	local dir=$1 dsc="$OUT/src/xen_${XEN_VERSION#*:}.dsc" got
-	mkdir -p "$OUT/src"
-	if ! (cd "$OUT/src" && apt-get source -q --download-only "xen=$XEN_VERSION") >>"$OUT/log/xen.log" 2>&1; then
-		tail -n 5 "$OUT/log/xen.log" >&2
-		die "xen: apt-get source cannot give xen $XEN_VERSION (it offers: $(apt-cache showsrc xen | sed -n 's/^Version: //p' | tr '\n' ' ')); set XEN_VERSION in build.sh to one of them and check that hypervisor/*.config still apply"
-	fi
-	got=$(sed -n 's/^Version: //p' "$dsc")
-	[[ $got == "$XEN_VERSION" ]] || die "xen: apt-get source gave xen $got, build.sh expects $XEN_VERSION"
-	rm -rf "$dir"
-	xen_run dpkg-source -x "$dsc" "$dir"
-}
 
 # xen_check_config CONFIG FRAGMENT...: Kconfig drops an option whose
 # dependencies are unmet without a word, so compare every line of the
@@ -330,14 +333,14 @@ xen_hypervisor() {
 		XEN_WHOAMI=streamcd XEN_DOMAIN=streamcd XEN_BUILD_HOST=streamcd
 	)
 	# Xen's own flags must win over anything in the environment.
-	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" olddefconfig
-	xen_run env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" -j"$(nproc)"
+	log_run xen env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" olddefconfig
+	log_run xen env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" -j"$(nproc)"
 	# mboot.c32 inflates only gzip, so the format stays; zopfli writes a
 	# gzip stream ~3% smaller than gzip -9 (about 38 KiB per hypervisor on
 	# the CD), deterministically and without a name or date in the header.
-	# It writes $build/xen.gz itself: xen_run owns stdout.
+	# It writes $build/xen.gz itself: log_run owns stdout.
 	rm -f "$build/xen.gz"
-	xen_run zopfli --gzip -i15 "$build/xen"
+	log_run xen zopfli --gzip -i15 "$build/xen"
 }
 
 # gdbsx talks to /dev/xen/privcmd with Xen's public headers only, so of the
@@ -352,8 +355,8 @@ xen_gdbsx() {
 		PREPEND_LDFLAGS_XEN_TOOLS="$(dpkg-buildflags --get LDFLAGS)"
 	)
 	echo '# streamcd: gdbsx needs nothing ./configure finds' >"$src/config/Tools.mk"
-	xen_run make -C "$src/tools/include" "${args[@]}" xen-foreign xen-dir
-	xen_run make -C "$src/tools/debugger/gdbsx" "${args[@]}" -j"$(nproc)"
+	log_run xen make -C "$src/tools/include" "${args[@]}" xen-foreign xen-dir
+	log_run xen make -C "$src/tools/debugger/gdbsx" "${args[@]}" -j"$(nproc)"
 }
 
 stage_xen() {
@@ -371,7 +374,7 @@ stage_xen() {
 	install_missing xen "${XEN_PACKAGES[@]}"
 	src="$OUT/src/xen-$(sed 's/^[0-9]*://; s/-[^-]*$//' <<<"$XEN_VERSION")"
 	log "xen: unpacking Debian's xen $XEN_VERSION into $src"
-	xen_fetch_source "$src"
+	debian_source xen xen "$XEN_VERSION" "$src" "XEN_VERSION in build.sh"
 	rm -rf "$work"
 	mkdir -p "$work/out"
 	log "xen: building the release hypervisor (log: $OUT/log/xen.log)"

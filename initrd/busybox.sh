@@ -32,14 +32,6 @@ INITRD_BUSYBOX_APPLETS=(
 # so any such warning means the wrong libc was linked and fails the build.
 INITRD_BUSYBOX_LINK_ALLOWED=()
 
-# Appends to the one log; on failure shows its tail.
-initrd_busybox_run() {
-	if ! "$@" >>"$OUT/log/busybox.log" 2>&1; then
-		tail -n 30 "$OUT/log/busybox.log" >&2
-		die "busybox: failed: $*; full log: $OUT/log/busybox.log"
-	fi
-}
-
 # Anything that changes the binary: the source, our config and code, and
 # the toolchain and libc.a it is linked with.
 initrd_busybox_hash() {
@@ -54,22 +46,6 @@ initrd_busybox_hash() {
 			dpkg-query -W -f='${Package} ${Version}\n' "$p"
 		done
 	} | sha256sum | cut -d ' ' -f 1
-}
-
-# initrd_busybox_source DIR: Debian's busybox source, patches applied,
-# unpacked fresh into DIR; the downloads stay in out/src.
-initrd_busybox_source() {
-	local dir=$1 v=$INITRD_BUSYBOX_VERSION dsc got
-	dsc="$OUT/src/busybox_${v#*:}.dsc"
-	mkdir -p "$OUT/src"
-	if ! (cd "$OUT/src" && apt-get source -q --download-only "busybox=$v") >>"$OUT/log/busybox.log" 2>&1; then
-		tail -n 5 "$OUT/log/busybox.log" >&2
-		die "busybox: apt-get source cannot give busybox $v (it offers: $(apt-cache showsrc busybox | sed -n 's/^Version: //p' | tr '\n' ' ')); set INITRD_BUSYBOX_VERSION in initrd/busybox.sh to one of them and check initrd/busybox.config against it"
-	fi
-	got=$(sed -n 's/^Version: //p' "$dsc")
-	[[ $got == "$v" ]] || die "busybox: apt-get source gave busybox $got, initrd/busybox.sh expects $v"
-	rm -rf "$dir"
-	initrd_busybox_run dpkg-source -x "$dsc" "$dir"
 }
 
 # initrd_busybox_make SRC BUILD EPOCH ARG...: BusyBox's make, out of tree.
@@ -90,7 +66,7 @@ initrd_busybox_make() {
 			ln -s "$d" "$kh/${d##*/}"
 		done
 	fi
-	initrd_busybox_run env KCONFIG_NOTIMESTAMP=1 SOURCE_DATE_EPOCH="$epoch" \
+	log_run busybox env KCONFIG_NOTIMESTAMP=1 SOURCE_DATE_EPOCH="$epoch" \
 		make -C "$build" -f "$src/Makefile" KBUILD_SRC="$src" CC="musl-gcc -isystem $kh" \
 		HOSTCC=gcc "$@"
 }
@@ -181,7 +157,7 @@ initrd_busybox_build() {
 		rm -rf "$work"
 		mkdir -p "$work"
 		log "busybox: unpacking Debian's busybox $INITRD_BUSYBOX_VERSION into $src"
-		initrd_busybox_source "$src"
+		debian_source busybox busybox "$INITRD_BUSYBOX_VERSION" "$src" "INITRD_BUSYBOX_VERSION in initrd/busybox.sh"
 		epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
 		initrd_busybox_config "$src" "$build" "$epoch" "$TOP/initrd/busybox.config"
 		log "busybox: building (log: $OUT/log/busybox.log)"
