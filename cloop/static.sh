@@ -1,18 +1,49 @@
 # shellcheck shell=bash
 # Stage "hcloop-static": hcloop as one fully static x86_64 binary for the
 # initrd, which holds nothing but BusyBox and hcloop: no ld.so, no shared
-# library, no NSS module. Debian's libcurl brings OpenSSL, Kerberos, LDAP,
-# IDN and more, so a lean libcurl is built from Debian's curl source with
-# HTTP and file:// only, and a smaller libzstd from Debian's libzstd
-# source; fuse3, c-ares, zlib and libc come from Debian's .a files.
+# library, no NSS module. It is linked against musl (musl-tools), not
+# glibc: static glibc was about 950 KB of the 1.6 MB binary and the ISO has
+# a 6.5 MB budget. Debian ships no musl builds of the libraries, so every
+# one is built here with musl-gcc from Debian's source packages: a lean
+# libcurl (HTTP and file:// only; Debian's brings OpenSSL, Kerberos, LDAP,
+# IDN and more), a smaller libzstd, c-ares, zlib and libfuse3.
 # Sourced by build.sh, which provides log, die, install_missing,
 # ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
-# Outputs: $OUT/hcloop-static/hcloop (stripped), and the two libraries it
+# Outputs: $OUT/hcloop-static/hcloop (stripped), and the libraries it
 # links, $OUT/hcloop-static-libs/{include,lib}.
 
 # The source packages of Debian 12 this was written and measured with.
 HCLOOP_STATIC_CURL_VERSION=7.88.1-10+deb12u15
 HCLOOP_STATIC_ZSTD_VERSION=1.5.4+dfsg2-5
+HCLOOP_STATIC_CARES_VERSION=1.18.1-3
+HCLOOP_STATIC_ZLIB_VERSION=1:1.2.13.dfsg-1
+HCLOOP_STATIC_FUSE_VERSION=3.14.0-4
+
+# Every library is built for size and with sections, so that the final
+# --gc-sections link drops what hcloop never calls.
+HCLOOP_STATIC_CFLAGS="-Os -ffunction-sections -fdata-sections"
+
+# musl-gcc sees only musl's headers; the kernel's (linux/, asm/,
+# asm-generic/: libfuse's fuse_kernel.h needs linux/types.h) come from a
+# directory of links to Debian's, as for the initrd's BusyBox.
+HCLOOP_STATIC_KERNEL_HEADERS=(/usr/include/linux /usr/include/asm-generic /usr/include/x86_64-linux-gnu/asm)
+
+# c-ares as debian/rules configures it (symbol hiding, no tests), static
+# only. Curl resolves with it: musl's getaddrinfo would do too, but c-ares
+# keeps curl's resolver asynchronous without a thread per lookup.
+HCLOOP_STATIC_CARES_FLAGS=(--disable-shared --enable-static --disable-dependency-tracking
+	--enable-symbol-hiding --disable-tests)
+
+# libfuse as debian/rules configures it (useroot off), only the static
+# library: no fusermount3 or mount.fuse3 (the initrd mounts as root, which
+# libfuse does with mount(2) itself), no examples, no tests. Nothing in
+# the source or its options needed changing for musl: musl has what
+# libfuse's library uses (its dl and rt functions are in libc.a; dlopen
+# fails, which only "-o modules=" of the high-level API would need), and
+# libfuse's symbol versions are binutils' work, which a static link
+# resolves to the default versions as with Debian's own libfuse3.a.
+HCLOOP_STATIC_FUSE_FLAGS=(--default-library=static --buildtype=plain -Dutils=false -Dexamples=false
+	-Dtests=false -Duseroot=false -Dinitscriptdir=)
 
 # Debian's libzstd.a is built for speed (-O3) and with the decoders of
 # pre-1.0 formats, which no hcloop store holds: without them and at -Os
@@ -20,31 +51,23 @@ HCLOOP_STATIC_ZSTD_VERSION=1.5.4+dfsg2-5
 # at 670 MB/s instead of 2.2 GB/s on the build machine, far above what
 # the network delivers.
 HCLOOP_STATIC_ZSTD_MAKE=(ZSTD_LEGACY_SUPPORT=0 ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
-	"CFLAGS=-Os -ffunction-sections -fdata-sections")
+	"CFLAGS=$HCLOOP_STATIC_CFLAGS")
 
 # HTTPS in the initrd: "none" (default) or "mbedtls". Block contents are
 # checked against their SHA-256 from the index anyway, and TLS costs more
 # than it is worth here: mbedTLS (libmbedtls-dev 2.28) adds 576 KiB to the
 # stripped binary, 222 KiB after xz -9, about a sixth of the initrd's budget.
+# Those figures are from the glibc build: "mbedtls" is refused until mbedTLS
+# too is built with musl-gcc from its Debian source (libmbedtls-dev is a
+# glibc build, and musl-gcc does not search /usr/include or Debian's libs).
 HCLOOP_STATIC_TLS=${STREAMCD_HCLOOP_TLS:-none}
 
-# autoconf, automake and libtool: Debian's patches touch configure.ac and
-# Makefile.am, so the build system is regenerated as debian/rules does.
-# libc-ares-dev: host names must resolve with no NSS modules around (static
-# glibc's getaddrinfo dlopens libnss_*.so); c-ares reads /etc/hosts and
-# /etc/resolv.conf itself, and Debian ships it as libcares.a.
+# autoconf, automake and libtool: Debian's patches touch curl's
+# configure.ac and Makefile.am, so its build system is regenerated as
+# debian/rules does. musl-tools: musl-gcc and musl-dev. meson and
+# ninja-build: libfuse's build system. linux-libc-dev: the kernel headers.
 HCLOOP_STATIC_PACKAGES=(build-essential pkg-config dpkg-dev autoconf automake libtool file xz-utils
-	libfuse3-dev libzstd-dev zlib1g-dev libc-ares-dev)
-
-# Link-time warnings static glibc gives for functions that need NSS or
-# ld.so at run time, and why none of them can run in hcloop. Any other such
-# warning fails the build: it would be a call that breaks in the initrd.
-#  dlopen: libfuse's high-level API loads "-o modules=" this way; helper.c
-#    drags fuse.c in, but hcloop uses only the low-level API.
-#  getservbyname: ares_getaddrinfo with a service name; curl passes the
-#    port as a number with ARES_AI_NUMERICSERV.
-#  getservbyport_r: ares_getnameinfo, which curl never calls.
-HCLOOP_STATIC_LINK_ALLOWED=(dlopen getservbyname getservbyport_r)
+	musl-tools meson ninja-build linux-libc-dev)
 
 hcloop_static_curl_flags() {
 	local flags=(
@@ -69,7 +92,7 @@ hcloop_static_curl_flags() {
 	mbedtls) flags+=(--with-mbedtls --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path) ;;
 	*) die "hcloop-static: STREAMCD_HCLOOP_TLS=$HCLOOP_STATIC_TLS: want none or mbedtls" ;;
 	esac
-	printf '%s\n' "${flags[@]}" "CFLAGS=-Os -ffunction-sections -fdata-sections"
+	printf '%s\n' "${flags[@]}" "CFLAGS=$HCLOOP_STATIC_CFLAGS"
 }
 
 hcloop_static_packages() {
@@ -85,19 +108,23 @@ hcloop_static_run() {
 	fi
 }
 
-# The libraries' versions matter as much as our flags: a new libc-ares-dev
-# or libc6-dev changes the binary.
+# The sources' versions matter as much as our flags, and so do the
+# toolchain's: a new musl-dev or gcc changes the binary.
 hcloop_static_libs_hash() {
 	local p
 	{
-		printf '%s\n' "$HCLOOP_STATIC_CURL_VERSION"
+		printf '%s\n' "$HCLOOP_STATIC_CURL_VERSION" "$HCLOOP_STATIC_ZSTD_VERSION" \
+			"$HCLOOP_STATIC_CARES_VERSION" "$HCLOOP_STATIC_ZLIB_VERSION" "$HCLOOP_STATIC_FUSE_VERSION" \
+			"$HCLOOP_STATIC_CFLAGS" "${HCLOOP_STATIC_KERNEL_HEADERS[@]}" "${HCLOOP_STATIC_ZSTD_MAKE[@]}" \
+			"${HCLOOP_STATIC_CARES_FLAGS[@]}" "${HCLOOP_STATIC_FUSE_FLAGS[@]}"
 		hcloop_static_curl_flags
-		for p in $(hcloop_static_packages) libc6-dev gcc; do
+		for p in $(hcloop_static_packages) musl-dev gcc binutils make; do
 			dpkg-query -W -f='${Package} ${Version}\n' "$p"
 		done
-		printf '%s\n' "$HCLOOP_STATIC_ZSTD_VERSION" "${HCLOOP_STATIC_ZSTD_MAKE[@]}"
-		declare -f hcloop_static_fetch hcloop_static_curl_source hcloop_static_curl_build \
-			hcloop_static_zstd_build
+		declare -f hcloop_static_fetch hcloop_static_cc hcloop_static_pc_relocate \
+			hcloop_static_curl_source hcloop_static_curl_build hcloop_static_zstd_build \
+			hcloop_static_zlib_build hcloop_static_cares_build hcloop_static_fuse_build \
+			hcloop_static_libs_build hcloop_static_srcdir
 	} | sha256sum | cut -d ' ' -f 1
 }
 
@@ -105,9 +132,33 @@ hcloop_static_hash() {
 	{
 		printf '%s\n' "$1"
 		declare -f stage_hcloop_static hcloop_static_check_link
-		printf '%s\n' "${HCLOOP_STATIC_LINK_ALLOWED[@]}"
 		(cd "$TOP/cloop" && sha256sum src/*.c src/*.h Makefile)
 	} | sha256sum | cut -d ' ' -f 1
+}
+
+# hcloop_static_cc WORK: the compiler every library is built with; makes
+# WORK/kernel-headers on first use.
+hcloop_static_cc() {
+	local kh=$1/kernel-headers d
+	if [[ ! -d $kh ]]; then
+		mkdir -p "$kh"
+		for d in "${HCLOOP_STATIC_KERNEL_HEADERS[@]}"; do
+			[[ -d $d ]] || die "hcloop-static: no $d (linux-libc-dev)"
+			ln -s "$d" "$kh/${d##*/}"
+		done
+	fi
+	printf 'musl-gcc -isystem %s\n' "$kh"
+}
+
+# hcloop_static_pc_relocate PREFIX: the .pc files name PREFIX relative to
+# themselves, so that it can move (the machine-wide cache, another out/).
+hcloop_static_pc_relocate() {
+	local prefix=$1
+	# shellcheck disable=SC2016 # a pkg-config variable, not a shell one
+	sed -i -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' -e "s|$prefix|\${prefix}|g" \
+		"$prefix"/lib/pkgconfig/*.pc
+	! grep -l "$prefix" "$prefix"/lib/pkgconfig/*.pc >/dev/null ||
+		die "hcloop-static: $prefix still named in $prefix/lib/pkgconfig"
 }
 
 # hcloop_static_fetch PACKAGE VERSION VARIABLE DIR: Debian's source of
@@ -142,54 +193,132 @@ hcloop_static_curl_source() {
 	hcloop_static_run env -C "$dir" autoreconf -fi
 }
 
-# hcloop_static_curl_build SRC BUILD PREFIX: only the library and its
-# headers; the curl tool and the documentation are not needed.
+# hcloop_static_curl_build SRC BUILD PREFIX CC: only the library and its
+# headers; the curl tool and the documentation are not needed. c-ares is
+# found in PREFIX through PKG_CONFIG_LIBDIR (see hcloop_static_libs_build).
 hcloop_static_curl_build() {
-	local src=$1 build=$2 prefix=$3 flags
+	local src=$1 build=$2 prefix=$3 cc=$4 flags
 	mapfile -t flags < <(hcloop_static_curl_flags)
 	rm -rf "$build"
 	mkdir -p "$build"
 	log "hcloop-static: configure ${flags[*]}"
-	hcloop_static_run env -C "$build" "$src/configure" --prefix="$prefix" "${flags[@]}"
+	hcloop_static_run env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" "${flags[@]}"
 	hcloop_static_run make -C "$build/lib" -j"$(nproc)"
 	hcloop_static_run make -C "$build/lib" install
 	hcloop_static_run make -C "$build/include" install
 	hcloop_static_run make -C "$build" install-pkgconfigDATA
-	rm -f "$prefix/lib/libcurl.la"
-	# Relative to the .pc file, so that the prefix can move (the
-	# machine-wide cache, another out/).
-	# shellcheck disable=SC2016 # a pkg-config variable, not a shell one
-	sed -i 's|^prefix=.*|prefix=${pcfiledir}/../..|' "$prefix/lib/pkgconfig/libcurl.pc"
+	grep -q '^#define USE_ARES 1' "$build/lib/curl_config.h" ||
+		die "hcloop-static: curl's configure did not take c-ares from $prefix"
 }
 
-# hcloop_static_zstd_build SRC PREFIX: libzstd.a, its headers and a
-# relocatable libzstd.pc, which pkg-config then finds before Debian's.
+# hcloop_static_zstd_build SRC PREFIX CC: libzstd.a, its headers and
+# libzstd.pc.
 hcloop_static_zstd_build() {
-	local src=$1 prefix=$2
-	hcloop_static_run make -C "$src/lib" -j"$(nproc)" libzstd.a "${HCLOOP_STATIC_ZSTD_MAKE[@]}"
-	hcloop_static_run make -C "$src/lib" install-static install-includes install-pc \
+	local src=$1 prefix=$2 cc=$3
+	hcloop_static_run make -C "$src/lib" -j"$(nproc)" libzstd.a CC="$cc" "${HCLOOP_STATIC_ZSTD_MAKE[@]}"
+	hcloop_static_run make -C "$src/lib" install-static install-includes install-pc CC="$cc" \
 		"${HCLOOP_STATIC_ZSTD_MAKE[@]}" PREFIX="$prefix" LIBDIR="$prefix/lib"
-	# shellcheck disable=SC2016 # a pkg-config variable, not a shell one
-	sed -i 's|^prefix=.*|prefix=${pcfiledir}/../..|' "$prefix/lib/pkgconfig/libzstd.pc"
 }
 
-# hcloop_static_check_link LOG BINARY: no dynamic section, and static
-# glibc warned only about calls hcloop cannot make (see above).
+# hcloop_static_zlib_build SRC PREFIX CC: libz.a, zlib.h and zlib.pc;
+# zlib's own configure, as debian/rules runs it, with --static.
+hcloop_static_zlib_build() {
+	local src=$1 prefix=$2 cc=$3
+	hcloop_static_run env -C "$src" CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
+		./configure --static --prefix="$prefix" --libdir="$prefix/lib"
+	hcloop_static_run make -C "$src" -j"$(nproc)" libz.a
+	hcloop_static_run make -C "$src" install
+}
+
+# hcloop_static_cares_build SRC BUILD PREFIX CC: libcares.a, its headers
+# and libcares.pc.
+hcloop_static_cares_build() {
+	local src=$1 build=$2 prefix=$3 cc=$4
+	rm -rf "$build"
+	mkdir -p "$build"
+	hcloop_static_run env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" \
+		"${HCLOOP_STATIC_CARES_FLAGS[@]}" CFLAGS="$HCLOOP_STATIC_CFLAGS"
+	hcloop_static_run make -C "$build/src/lib" -j"$(nproc)"
+	hcloop_static_run make -C "$build/src/lib" install
+	hcloop_static_run make -C "$build/include" install
+	hcloop_static_run make -C "$build" install-pkgconfigDATA
+	rm -f "$prefix/lib/libcares.la"
+}
+
+# hcloop_static_fuse_build SRC BUILD PREFIX CC: libfuse3.a, its headers
+# and fuse3.pc.
+hcloop_static_fuse_build() {
+	local src=$1 build=$2 prefix=$3 cc=$4
+	rm -rf "$build"
+	hcloop_static_run env CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
+		meson setup "$build" "$src" --prefix="$prefix" --libdir=lib "${HCLOOP_STATIC_FUSE_FLAGS[@]}"
+	hcloop_static_run ninja -C "$build" -j"$(nproc)"
+	hcloop_static_run meson install -C "$build"
+}
+
+# hcloop_static_libs_build PREFIX WORK: the five libraries, each from its
+# pinned Debian source (unpacked fresh under out/src), into PREFIX.
+hcloop_static_libs_build() {
+	local prefix=$1 work=$2 cc src
+	cc=$(hcloop_static_cc "$work")
+	# Every configure and pkg-config sees only what is already in PREFIX,
+	# never Debian's glibc builds of the same libraries.
+	local -x PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig
+	src=$(hcloop_static_srcdir zlib "$HCLOOP_STATIC_ZLIB_VERSION")
+	log "hcloop-static: zlib $HCLOOP_STATIC_ZLIB_VERSION into $prefix"
+	hcloop_static_fetch zlib "$HCLOOP_STATIC_ZLIB_VERSION" HCLOOP_STATIC_ZLIB_VERSION "$src"
+	hcloop_static_zlib_build "$src" "$prefix" "$cc"
+	src=$(hcloop_static_srcdir libzstd "$HCLOOP_STATIC_ZSTD_VERSION")
+	log "hcloop-static: libzstd $HCLOOP_STATIC_ZSTD_VERSION into $prefix: ${HCLOOP_STATIC_ZSTD_MAKE[*]}"
+	hcloop_static_fetch libzstd "$HCLOOP_STATIC_ZSTD_VERSION" HCLOOP_STATIC_ZSTD_VERSION "$src"
+	hcloop_static_zstd_build "$src" "$prefix" "$cc"
+	src=$(hcloop_static_srcdir fuse3 "$HCLOOP_STATIC_FUSE_VERSION")
+	log "hcloop-static: libfuse3 $HCLOOP_STATIC_FUSE_VERSION into $prefix: ${HCLOOP_STATIC_FUSE_FLAGS[*]}"
+	hcloop_static_fetch fuse3 "$HCLOOP_STATIC_FUSE_VERSION" HCLOOP_STATIC_FUSE_VERSION "$src"
+	hcloop_static_fuse_build "$src" "$work/fuse3" "$prefix" "$cc"
+	src=$(hcloop_static_srcdir c-ares "$HCLOOP_STATIC_CARES_VERSION")
+	log "hcloop-static: c-ares $HCLOOP_STATIC_CARES_VERSION into $prefix (its configure takes minutes)"
+	hcloop_static_fetch c-ares "$HCLOOP_STATIC_CARES_VERSION" HCLOOP_STATIC_CARES_VERSION "$src"
+	hcloop_static_cares_build "$src" "$work/c-ares" "$prefix" "$cc"
+	src=$(hcloop_static_srcdir curl "$HCLOOP_STATIC_CURL_VERSION")
+	log "hcloop-static: unpacking Debian's curl $HCLOOP_STATIC_CURL_VERSION into $src"
+	hcloop_static_curl_source "$src"
+	log "hcloop-static: building a static libcurl into $prefix"
+	hcloop_static_curl_build "$src" "$work/curl" "$prefix" "$cc"
+	rm -f "$prefix"/lib/*.la
+	hcloop_static_pc_relocate "$prefix"
+}
+
+# hcloop_static_srcdir PACKAGE VERSION: where its source is unpacked.
+hcloop_static_srcdir() {
+	local v=${2#*:}
+	printf '%s\n' "$OUT/src/$1-${v%-*}"
+}
+
+# hcloop_static_check_link LOG BINARY: no dynamic section and no glibc.
+# Static glibc warns at link time about calls that need NSS or ld.so at
+# run time; musl has no such calls, so any warning, like any glibc symbol
+# version string, means glibc got into the link.
 hcloop_static_check_link() {
-	local logf=$1 bin=$2 fn bad=()
+	local logf=$1 bin=$2 fns
 	if readelf -lW "$bin" | grep -q INTERP || readelf -dW "$bin" | grep -q NEEDED; then
 		die "hcloop-static: $bin is not statically linked"
 	fi
-	while read -r fn; do
-		[[ " ${HCLOOP_STATIC_LINK_ALLOWED[*]} " == *" $fn "* ]] || bad+=("$fn")
-	done < <(sed -n "s/.*warning: Using '\([^']*\)' in statically linked.*/\1/p" "$logf" | sort -u)
-	((${#bad[@]} == 0)) ||
-		die "hcloop-static: static glibc needs NSS or ld.so at run time for: ${bad[*]} (see $logf)"
+	! grep -q GLIBC "$bin" || die "hcloop-static: $bin has glibc in it, not musl"
+	fns=$(sed -n "s/.*warning: Using '\([^']*\)' in statically linked.*/\1/p" "$logf" | sort -u | tr '\n' ' ')
+	[[ -z $fns ]] || die "hcloop-static: the link used static glibc's ${fns}(see $logf)"
 }
 
 stage_hcloop_static() {
 	local dest=$OUT/hcloop-static libs=$OUT/hcloop-static-libs work=$OUT/hcloop-static.work
-	local src libs_hash hash pkgs start=$SECONDS
+	local libs_hash hash pkgs start=$SECONDS
+	# Checked here: the functions that read it run in subshells, where die
+	# would not stop the stage.
+	case $HCLOOP_STATIC_TLS in
+	none) ;;
+	mbedtls) die "hcloop-static: STREAMCD_HCLOOP_TLS=mbedtls: no musl build of mbedTLS yet (see cloop/static.sh)" ;;
+	*) die "hcloop-static: STREAMCD_HCLOOP_TLS=$HCLOOP_STATIC_TLS: want none" ;;
+	esac
 	mapfile -t pkgs < <(hcloop_static_packages)
 	install_missing hcloop-static "${pkgs[@]}"
 	libs_hash=$(hcloop_static_libs_hash)
@@ -200,25 +329,21 @@ stage_hcloop_static() {
 	fi
 	mkdir -p "$OUT/log"
 	: >"$OUT/log/hcloop-static.log"
-	if stage_uptodate hcloop-static-libs "$libs_hash" "$libs" lib/libcurl.a lib/libzstd.a; then
-		log "hcloop-static: libcurl and libzstd in $libs are up to date"
+	if stage_uptodate hcloop-static-libs "$libs_hash" "$libs" \
+		lib/libcurl.a lib/libzstd.a lib/libcares.a lib/libz.a lib/libfuse3.a; then
+		log "hcloop-static: the musl libraries in $libs are up to date"
 	else
 		ensure_deb_src hcloop-static
-		rm -rf "$libs"
-		src="$OUT/src/curl-${HCLOOP_STATIC_CURL_VERSION%-*}"
-		log "hcloop-static: unpacking Debian's curl $HCLOOP_STATIC_CURL_VERSION into $src"
-		hcloop_static_curl_source "$src"
-		log "hcloop-static: building a static libcurl into $libs (log: $OUT/log/hcloop-static.log)"
-		hcloop_static_curl_build "$src" "$work/curl" "$libs"
-		src="$OUT/src/libzstd-${HCLOOP_STATIC_ZSTD_VERSION%-*}"
-		log "hcloop-static: building libzstd $HCLOOP_STATIC_ZSTD_VERSION into $libs: ${HCLOOP_STATIC_ZSTD_MAKE[*]}"
-		hcloop_static_fetch libzstd "$HCLOOP_STATIC_ZSTD_VERSION" HCLOOP_STATIC_ZSTD_VERSION "$src"
-		hcloop_static_zstd_build "$src" "$libs"
+		rm -rf "$libs" "$work"
+		log "hcloop-static: building the libraries with musl-gcc (log: $OUT/log/hcloop-static.log)"
+		hcloop_static_libs_build "$libs" "$work"
 		stage_cache hcloop-static-libs "$libs_hash" "$libs"
 	fi
 	log "hcloop-static: linking cloop/build-static/hcloop"
-	# Relinked every time: the link's warnings are checked below.
-	rm -f "$TOP/cloop/build-static/hcloop"
+	# Compiled and linked afresh every time: make cannot tell objects of
+	# the glibc build (or of older libraries) from musl ones, and the
+	# link's warnings are checked below.
+	rm -rf "$TOP/cloop/build-static"
 	make -C "$TOP/cloop" static STATIC_PREFIX="$libs" -j"$(nproc)" >"$OUT/log/hcloop-static-link.log" 2>&1 || {
 		tail -n 30 "$OUT/log/hcloop-static-link.log" >&2
 		die "hcloop-static: make static failed; full log: $OUT/log/hcloop-static-link.log"
@@ -231,5 +356,5 @@ stage_hcloop_static() {
 	rm -rf "$dest"
 	mv "$dest.new" "$dest"
 	stage_cache hcloop-static "$hash" "$dest"
-	log "hcloop-static: $dest/hcloop, $(stat -c %s "$dest/hcloop") bytes ($(xz -9 -c "$dest/hcloop" | wc -c) with xz -9), TLS: $HCLOOP_STATIC_TLS, in $((SECONDS - start)) s"
+	log "hcloop-static: $dest/hcloop, $(stat -c %s "$dest/hcloop") bytes ($(xz -9 -c "$dest/hcloop" | wc -c) with xz -9), musl, TLS: $HCLOOP_STATIC_TLS, in $((SECONDS - start)) s"
 }

@@ -2,9 +2,10 @@
 # The static hcloop (./build.sh hcloop-static) where the initrd runs it: a
 # root holding only that binary, a static BusyBox, device nodes, /proc,
 # /etc/hosts and /etc/resolv.conf; no ld.so, no shared library, no NSS
-# module. It must mount the fixture store by host name, once from
-# /etc/hosts and once through DNS (a tiny server on 127.0.0.1:53 when that
-# port is free), and give back the image bit for bit.
+# module, and musl instead of glibc (cloop/static.sh). It must mount the
+# fixture store by host name, once from /etc/hosts and once through DNS (a
+# tiny server on 127.0.0.1:53 when that port is free), and give back the
+# image bit for bit.
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hcloop-lib.sh"
@@ -30,6 +31,12 @@ else
 fi
 expect "no program interpreter (INTERP)" 0 "$(readelf -lW "$STATIC" | grep -c INTERP || true)"
 expect "no shared library needed (NEEDED)" 0 "$(readelf -dW "$STATIC" | grep -c NEEDED || true)"
+# Static glibc leaves its symbol-version and tunables strings in the binary.
+if grep -q GLIBC "$STATIC"; then
+	fail "glibc is linked in, not musl"
+else
+	pass "no glibc in it (musl)"
+fi
 
 # Debian's busybox-static, unpacked only: installing it would remove the
 # busybox package the other tests serve with.

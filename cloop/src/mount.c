@@ -384,9 +384,12 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 		return 1;
 	}
 	/* Blocks and read buffers are 4 KiB..4 MiB and come and go all the
-	 * time: from the heap, not a fresh mmap (and page faults) each. */
+	 * time: from the heap, not a fresh mmap (and page faults) each.
+	 * glibc only: musl (the initrd's static hcloop) has no mallopt. */
+#ifdef M_MMAP_THRESHOLD
 	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 	if (o->cache_dir) {
 		r = hc_diskcache_open(o->cache_dir, o->cache_size, &dc);
 		if (r < 0) {
