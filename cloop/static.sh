@@ -7,8 +7,8 @@
 # one is built here with musl-gcc from Debian's source packages: a lean
 # libcurl (HTTP and file:// only; Debian's brings OpenSSL, Kerberos, LDAP,
 # IDN and more), a smaller libzstd, c-ares, zlib and libfuse3.
-# Sourced by build.sh, which provides log, die, install_missing,
-# ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
+# Sourced by build.sh, which provides log, die, log_run, debian_source,
+# install_missing, ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
 # Outputs: $OUT/hcloop-static/hcloop (stripped), and the libraries it
 # links, $OUT/hcloop-static-libs/{include,lib}.
 
@@ -100,14 +100,6 @@ hcloop_static_packages() {
 	[[ $HCLOOP_STATIC_TLS == none ]] || echo "libmbedtls-dev"
 }
 
-# Appends to the stage's one log; on failure shows its tail.
-hcloop_static_run() {
-	if ! "$@" >>"$OUT/log/hcloop-static.log" 2>&1; then
-		tail -n 30 "$OUT/log/hcloop-static.log" >&2
-		die "stage hcloop-static failed; full log: $OUT/log/hcloop-static.log"
-	fi
-}
-
 # The sources' versions matter as much as our flags, and so do the
 # toolchain's: a new musl-dev or gcc changes the binary.
 hcloop_static_libs_hash() {
@@ -121,7 +113,7 @@ hcloop_static_libs_hash() {
 		for p in $(hcloop_static_packages) musl-dev gcc binutils make; do
 			dpkg-query -W -f='${Package} ${Version}\n' "$p"
 		done
-		declare -f hcloop_static_fetch hcloop_static_cc hcloop_static_pc_relocate \
+		declare -f debian_source log_run hcloop_static_cc hcloop_static_pc_relocate \
 			hcloop_static_curl_source hcloop_static_curl_build hcloop_static_zstd_build \
 			hcloop_static_zlib_build hcloop_static_cares_build hcloop_static_fuse_build \
 			hcloop_static_libs_build hcloop_static_srcdir
@@ -161,36 +153,19 @@ hcloop_static_pc_relocate() {
 		die "hcloop-static: $prefix still named in $prefix/lib/pkgconfig"
 }
 
-# hcloop_static_fetch PACKAGE VERSION VARIABLE DIR: Debian's source of
-# exactly that version, patched, unpacked fresh into DIR; the downloaded
-# files stay in out/src.
-hcloop_static_fetch() {
-	local pkg=$1 v=$2 var=$3 dir=$4 dsc got
-	dsc="$OUT/src/${pkg}_${v#*:}.dsc"
-	mkdir -p "$OUT/src"
-	if ! (cd "$OUT/src" && apt-get source -q --download-only "$pkg=$v") >>"$OUT/log/hcloop-static.log" 2>&1; then
-		tail -n 5 "$OUT/log/hcloop-static.log" >&2
-		die "hcloop-static: apt-get source cannot give $pkg $v (it offers: $(apt-cache showsrc "$pkg" | sed -n 's/^Version: //p' | tr '\n' ' ')); set $var in cloop/static.sh to one of them and check the build flags still apply"
-	fi
-	got=$(sed -n 's/^Version: //p' "$dsc")
-	[[ $got == "$v" ]] || die "hcloop-static: apt-get source gave $pkg $got, cloop/static.sh expects $v"
-	rm -rf "$dir"
-	hcloop_static_run dpkg-source -x "$dsc" "$dir"
-}
-
 # hcloop_static_curl_source DIR: curl with the patches debian/rules itself
 # builds from.
 hcloop_static_curl_source() {
 	local dir=$1 v=$HCLOOP_STATIC_CURL_VERSION p
-	hcloop_static_fetch curl "$v" HCLOOP_STATIC_CURL_VERSION "$dir"
+	debian_source hcloop-static curl "$v" "$dir" "HCLOOP_STATIC_CURL_VERSION in cloop/static.sh"
 	# The last two patches rename the library for Debian's GnuTLS and NSS
 	# flavours; debian/rules pops them before its OpenSSL build, as we do.
 	[[ $(grep -v '^#' "$dir/debian/patches/series" | grep . | tail -n 2 | tr '\n' ' ') == "90_gnutls.patch 99_nss.patch " ]] ||
 		die "hcloop-static: curl $v's patch series no longer ends with 90_gnutls.patch 99_nss.patch"
 	for p in 99_nss 90_gnutls; do
-		hcloop_static_run patch -d "$dir" -R -p1 -i "debian/patches/$p.patch"
+		log_run hcloop-static patch -d "$dir" -R -p1 -i "debian/patches/$p.patch"
 	done
-	hcloop_static_run env -C "$dir" autoreconf -fi
+	log_run hcloop-static env -C "$dir" autoreconf -fi
 }
 
 # hcloop_static_curl_build SRC BUILD PREFIX CC: only the library and its
@@ -202,11 +177,11 @@ hcloop_static_curl_build() {
 	rm -rf "$build"
 	mkdir -p "$build"
 	log "hcloop-static: configure ${flags[*]}"
-	hcloop_static_run env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" "${flags[@]}"
-	hcloop_static_run make -C "$build/lib" -j"$(nproc)"
-	hcloop_static_run make -C "$build/lib" install
-	hcloop_static_run make -C "$build/include" install
-	hcloop_static_run make -C "$build" install-pkgconfigDATA
+	log_run hcloop-static env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" "${flags[@]}"
+	log_run hcloop-static make -C "$build/lib" -j"$(nproc)"
+	log_run hcloop-static make -C "$build/lib" install
+	log_run hcloop-static make -C "$build/include" install
+	log_run hcloop-static make -C "$build" install-pkgconfigDATA
 	grep -q '^#define USE_ARES 1' "$build/lib/curl_config.h" ||
 		die "hcloop-static: curl's configure did not take c-ares from $prefix"
 }
@@ -215,8 +190,8 @@ hcloop_static_curl_build() {
 # libzstd.pc.
 hcloop_static_zstd_build() {
 	local src=$1 prefix=$2 cc=$3
-	hcloop_static_run make -C "$src/lib" -j"$(nproc)" libzstd.a CC="$cc" "${HCLOOP_STATIC_ZSTD_MAKE[@]}"
-	hcloop_static_run make -C "$src/lib" install-static install-includes install-pc CC="$cc" \
+	log_run hcloop-static make -C "$src/lib" -j"$(nproc)" libzstd.a CC="$cc" "${HCLOOP_STATIC_ZSTD_MAKE[@]}"
+	log_run hcloop-static make -C "$src/lib" install-static install-includes install-pc CC="$cc" \
 		"${HCLOOP_STATIC_ZSTD_MAKE[@]}" PREFIX="$prefix" LIBDIR="$prefix/lib"
 }
 
@@ -224,10 +199,10 @@ hcloop_static_zstd_build() {
 # zlib's own configure, as debian/rules runs it, with --static.
 hcloop_static_zlib_build() {
 	local src=$1 prefix=$2 cc=$3
-	hcloop_static_run env -C "$src" CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
+	log_run hcloop-static env -C "$src" CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
 		./configure --static --prefix="$prefix" --libdir="$prefix/lib"
-	hcloop_static_run make -C "$src" -j"$(nproc)" libz.a
-	hcloop_static_run make -C "$src" install
+	log_run hcloop-static make -C "$src" -j"$(nproc)" libz.a
+	log_run hcloop-static make -C "$src" install
 }
 
 # hcloop_static_cares_build SRC BUILD PREFIX CC: libcares.a, its headers
@@ -236,12 +211,12 @@ hcloop_static_cares_build() {
 	local src=$1 build=$2 prefix=$3 cc=$4
 	rm -rf "$build"
 	mkdir -p "$build"
-	hcloop_static_run env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" \
+	log_run hcloop-static env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" \
 		"${HCLOOP_STATIC_CARES_FLAGS[@]}" CFLAGS="$HCLOOP_STATIC_CFLAGS"
-	hcloop_static_run make -C "$build/src/lib" -j"$(nproc)"
-	hcloop_static_run make -C "$build/src/lib" install
-	hcloop_static_run make -C "$build/include" install
-	hcloop_static_run make -C "$build" install-pkgconfigDATA
+	log_run hcloop-static make -C "$build/src/lib" -j"$(nproc)"
+	log_run hcloop-static make -C "$build/src/lib" install
+	log_run hcloop-static make -C "$build/include" install
+	log_run hcloop-static make -C "$build" install-pkgconfigDATA
 	rm -f "$prefix/lib/libcares.la"
 }
 
@@ -250,10 +225,10 @@ hcloop_static_cares_build() {
 hcloop_static_fuse_build() {
 	local src=$1 build=$2 prefix=$3 cc=$4
 	rm -rf "$build"
-	hcloop_static_run env CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
+	log_run hcloop-static env CC="$cc" CFLAGS="$HCLOOP_STATIC_CFLAGS" \
 		meson setup "$build" "$src" --prefix="$prefix" --libdir=lib "${HCLOOP_STATIC_FUSE_FLAGS[@]}"
-	hcloop_static_run ninja -C "$build" -j"$(nproc)"
-	hcloop_static_run meson install -C "$build"
+	log_run hcloop-static ninja -C "$build" -j"$(nproc)"
+	log_run hcloop-static meson install -C "$build"
 }
 
 # hcloop_static_libs_build PREFIX WORK: the five libraries, each from its
@@ -266,19 +241,19 @@ hcloop_static_libs_build() {
 	local -x PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig
 	src=$(hcloop_static_srcdir zlib "$HCLOOP_STATIC_ZLIB_VERSION")
 	log "hcloop-static: zlib $HCLOOP_STATIC_ZLIB_VERSION into $prefix"
-	hcloop_static_fetch zlib "$HCLOOP_STATIC_ZLIB_VERSION" HCLOOP_STATIC_ZLIB_VERSION "$src"
+	debian_source hcloop-static zlib "$HCLOOP_STATIC_ZLIB_VERSION" "$src" "HCLOOP_STATIC_ZLIB_VERSION in cloop/static.sh"
 	hcloop_static_zlib_build "$src" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir libzstd "$HCLOOP_STATIC_ZSTD_VERSION")
 	log "hcloop-static: libzstd $HCLOOP_STATIC_ZSTD_VERSION into $prefix: ${HCLOOP_STATIC_ZSTD_MAKE[*]}"
-	hcloop_static_fetch libzstd "$HCLOOP_STATIC_ZSTD_VERSION" HCLOOP_STATIC_ZSTD_VERSION "$src"
+	debian_source hcloop-static libzstd "$HCLOOP_STATIC_ZSTD_VERSION" "$src" "HCLOOP_STATIC_ZSTD_VERSION in cloop/static.sh"
 	hcloop_static_zstd_build "$src" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir fuse3 "$HCLOOP_STATIC_FUSE_VERSION")
 	log "hcloop-static: libfuse3 $HCLOOP_STATIC_FUSE_VERSION into $prefix: ${HCLOOP_STATIC_FUSE_FLAGS[*]}"
-	hcloop_static_fetch fuse3 "$HCLOOP_STATIC_FUSE_VERSION" HCLOOP_STATIC_FUSE_VERSION "$src"
+	debian_source hcloop-static fuse3 "$HCLOOP_STATIC_FUSE_VERSION" "$src" "HCLOOP_STATIC_FUSE_VERSION in cloop/static.sh"
 	hcloop_static_fuse_build "$src" "$work/fuse3" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir c-ares "$HCLOOP_STATIC_CARES_VERSION")
 	log "hcloop-static: c-ares $HCLOOP_STATIC_CARES_VERSION into $prefix (its configure takes minutes)"
-	hcloop_static_fetch c-ares "$HCLOOP_STATIC_CARES_VERSION" HCLOOP_STATIC_CARES_VERSION "$src"
+	debian_source hcloop-static c-ares "$HCLOOP_STATIC_CARES_VERSION" "$src" "HCLOOP_STATIC_CARES_VERSION in cloop/static.sh"
 	hcloop_static_cares_build "$src" "$work/c-ares" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir curl "$HCLOOP_STATIC_CURL_VERSION")
 	log "hcloop-static: unpacking Debian's curl $HCLOOP_STATIC_CURL_VERSION into $src"
