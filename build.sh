@@ -236,27 +236,43 @@ $1 != "deb" { next }
 }
 '
 
+# apt_source_files: this machine's apt source files, the one-line ones in
+# APT_ONELINE, the deb822 ones in APT_DEB822.
+apt_source_files() {
+	local f
+	APT_ONELINE=() APT_DEB822=()
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $f ]] && APT_ONELINE+=("$f")
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] && APT_DEB822+=("$f")
+	done
+	return 0
+}
+
+# deb_entries_as_src: every deb entry of this machine's apt sources, as a
+# deb822 deb-src stanza.
+deb_entries_as_src() {
+	apt_source_files
+	((${#APT_DEB822[@]} == 0)) || awk "$DEB822_TO_SRC" "${APT_DEB822[@]}"
+	((${#APT_ONELINE[@]} == 0)) || awk "$ONELINE_TO_SRC" "${APT_ONELINE[@]}"
+}
+
 # ensure_deb_src STAGE: make apt-get source work, writing DEB_SRC_FILE only
 # when no deb-src entry exists yet.
 ensure_deb_src() {
-	local stage=$1 f oneline=() deb822=()
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[[ -f $f ]] && oneline+=("$f")
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[[ -f $f ]] && deb822+=("$f")
-	done
+	local stage=$1
 	if [[ -n $(apt-cache showsrc xen 2>/dev/null) ]]; then
 		return 0
 	fi
 	[[ $(id -u) == 0 ]] || die "$stage: configuring deb-src entries needs root"
+	apt_source_files
 	if ! grep -Eqs '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' \
-		"${oneline[@]}" "${deb822[@]}"; then
+		"${APT_ONELINE[@]}" "${APT_DEB822[@]}"; then
 		log "$stage: deriving deb-src entries from the apt sources into $DEB_SRC_FILE"
 		{
 			printf '# Written by streamcd build.sh from the deb entries beside it.\n\n'
-			((${#deb822[@]} == 0)) || awk "$DEB822_TO_SRC" "${deb822[@]}"
-			((${#oneline[@]} == 0)) || awk "$ONELINE_TO_SRC" "${oneline[@]}"
+			deb_entries_as_src
 		} >"$DEB_SRC_FILE.tmp"
 		grep -q '^Types: deb-src' "$DEB_SRC_FILE.tmp" ||
 			die "$stage: no deb entries found in /etc/apt to derive deb-src from"

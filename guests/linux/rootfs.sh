@@ -19,21 +19,11 @@ ROOTFS_INIT=${STREAMCD_ROOTFS_INIT:-sysvinit}
 ROOTFS_CONF=$TOP/guests/linux/rootfs
 
 # rootfs_sources: the build machine's deb entries as deb822 stanzas, for the
-# image's apt and for debootstrap; build.sh's converters write deb-src
+# image's apt and for debootstrap; build.sh's deb_entries_as_src writes deb-src
 # stanzas, the same entries with the other type. No mirror name is kept in
 # the project.
 rootfs_sources() {
-	local f oneline=() deb822=()
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[[ -f $f ]] && oneline+=("$f")
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[[ -f $f ]] && deb822+=("$f")
-	done
-	{
-		((${#deb822[@]} == 0)) || awk "$DEB822_TO_SRC" "${deb822[@]}"
-		((${#oneline[@]} == 0)) || awk "$ONELINE_TO_SRC" "${oneline[@]}"
-	} | sed 's/^Types: deb-src$/Types: deb/'
+	deb_entries_as_src | sed 's/^Types: deb-src$/Types: deb/'
 }
 
 # rootfs_mirror: the first URI of an entry that carries the suite itself.
