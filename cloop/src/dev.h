@@ -21,13 +21,6 @@ struct hc_dev_opts {
 };
 void hc_dev_opts_default(struct hc_dev_opts *o);
 
-/* Finds and checks an image's index: the latest version (version NULL)
- * or a named one. With a disk cache, a fetched index is kept there and
- * an unreachable store falls back to the cached one. */
-int hc_index_load(const char *url, const char *name, const char *version,
-		  const struct hc_fetch_opts *fo, hc_diskcache *dc, hc_index **ret, char *why,
-		  size_t whylen);
-
 typedef struct hc_dev hc_dev;
 
 /* Takes ownership of idx (and borrows dc, which may be NULL). Starts

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "diskcache.h"
+#include "load.h"
 #include "util.h"
 
 enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
@@ -398,7 +399,12 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 			return 1;
 		}
 	}
-	r = hc_index_load(o->url, o->name, o->version, &o->dev.fetch, dc, &idx, why, sizeof(why));
+	struct hc_load_opts lo = { .urls = o->url,
+				   .name = o->name,
+				   .version = o->version,
+				   .fetch = &o->dev.fetch,
+				   .dc = dc };
+	r = hc_index_load(&lo, &idx, why, sizeof(why));
 	if (r < 0) {
 		hc_err("%s", why);
 		r = 1;

@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "dev.h"
 #include "index.h"
+#include "load.h"
 #include "util.h"
 
 static int load(const char *url, const char *name, const char *version, const char *file,
@@ -23,7 +24,11 @@ static int load(const char *url, const char *name, const char *version, const ch
 	int r;
 
 	if (!file) {
-		r = hc_index_load(url, name, version, fo, NULL, ret, why, sizeof(why));
+		struct hc_load_opts lo = {
+			.urls = url, .name = name, .version = version, .fetch = fo
+		};
+
+		r = hc_index_load(&lo, ret, why, sizeof(why));
 		if (r < 0)
 			hc_err("%s", why);
 		return r;

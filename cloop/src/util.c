@@ -339,7 +339,7 @@ double hc_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-char *hc_url_from_arg(const char *arg)
+static char *one_url(const char *arg)
 {
 	char abs[PATH_MAX];
 	char *out;
@@ -353,6 +353,32 @@ char *hc_url_from_arg(const char *arg)
 	return out;
 }
 
+char *hc_url_from_arg(const char *arg)
+{
+	char **v, *out = NULL;
+	size_t n;
+
+	if (hc_urls_split(arg, &v, &n) < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *u = one_url(v[i]), *joined;
+
+		if (!u || asprintf(&joined, "%s%s%s", out ? out : "", out ? "," : "", u) < 0) {
+			free(u);
+			free(out);
+			out = NULL;
+			break;
+		}
+		free(u);
+		free(out);
+		out = joined;
+	}
+	hc_urls_free(v, n);
+	return out;
+}
+
 char *hc_url_join(const char *base, const char *rel)
 {
 	size_t n = strlen(base);
@@ -363,4 +389,38 @@ char *hc_url_join(const char *base, const char *rel)
 	if (asprintf(&out, "%.*s/%s", (int)n, base, rel) < 0)
 		return NULL;
 	return out;
+}
+
+int hc_urls_split(const char *list, char ***ret, size_t *ret_n)
+{
+	size_t n = 1, i = 0;
+	char **v;
+
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (const char *p = list;; i++) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (!len || !(v[i] = strndup(p, len))) {
+			hc_urls_free(v, i);
+			return len ? -ENOMEM : -EINVAL;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+void hc_urls_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }

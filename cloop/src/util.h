@@ -82,9 +82,13 @@ int hc_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 
 double hc_now(void); /* monotonic seconds */
 
-/* Turns a local directory into a file:// URL; URLs pass through. */
+/* Turns a local directory into a file:// URL; URLs pass through. Also
+ * each element of a comma-separated mirror list. */
 char *hc_url_from_arg(const char *arg);
 /* base + "/" + rel, without doubling the slash. */
 char *hc_url_join(const char *base, const char *rel);
+/* A mirror list "URL,URL,...": -EINVAL for an empty element. */
+int hc_urls_split(const char *list, char ***ret, size_t *ret_n);
+void hc_urls_free(char **v, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
  * store is gone; and rebuilding must write only what changed.
  */
 #include "../src/dev.h"
+#include "../src/load.h"
 #include "../src/make.h"
 #include "../src/util.h"
 
@@ -129,7 +130,10 @@ static hc_index *load(const char *version, hc_diskcache *dc)
 	int r;
 
 	fetch_opts(&fo);
-	r = hc_index_load(url, "img", version, &fo, dc, &idx, why, sizeof(why));
+	struct hc_load_opts lo = {
+		.urls = url, .name = "img", .version = version, .fetch = &fo, .dc = dc
+	};
+	r = hc_index_load(&lo, &idx, why, sizeof(why));
 	check(r == 0 && idx, "hc_index_load(%s%s): %d %s", version ? version : "latest",
 	      dc ? ", cache" : "", r, why);
 	return r == 0 ? idx : NULL;
