@@ -2,7 +2,13 @@
  * record; readers that want it wait on that record, so each block is
  * loaded once however many readers ask. Workers do the CPU work (hash
  * check of cached files, disk-cache writes, decompression) off the
- * fetch thread and off the FUSE threads. */
+ * fetch thread and off the FUSE threads.
+ *
+ * Download-ahead: a plan (the boot profile's blocks, then with "fill" all
+ * the others) is fed to the fetcher as background requests, a window at a
+ * time, so that a reader's miss still goes first. A prefetched block is
+ * verified and kept compressed (in the disk cache, or without one in a
+ * bounded memory store) and only decoded when something reads it. */
 #include "dev.h"
 
 #include <errno.h>
@@ -11,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "memcache.h"
+#include "profile.h"
 #include "util.h"
 
 enum job { JOB_LOAD, JOB_FETCHED };
@@ -24,6 +32,7 @@ struct pending {
 	uint64_t block;
 	int refs; /* the job system's one, plus each waiting reader */
 	int done, err;
+	int prefetch;	     /* started by the download-ahead */
 	pthread_cond_t cond; /* readers of this block wait here */
 	struct hc_mblock *m;
 	/* job queue */
@@ -60,6 +69,19 @@ struct hc_dev {
 	int stop;
 	uint64_t seq_next, ra_next;
 	uint64_t reads, bytes_read, read_errors, block_errors, readahead_blocks;
+	/* download-ahead */
+	hc_memcache *zc; /* fetched block files, without a disk cache */
+	uint32_t *plan;
+	size_t nplan, plan_next;
+	unsigned pf_out, pf_window;
+	uint8_t *pf_got; /* per block: the download-ahead fetched it */
+	uint64_t pf_done, pf_bytes, pf_failed, pf_hits, pf_joined;
+	double pf_started, pf_finished;
+	/* --trace */
+	uint8_t *traced;
+	/* live rate in .stats: bytes at the previous look */
+	double rate_at;
+	uint64_t rate_bytes;
 };
 
 void hc_dev_opts_default(struct hc_dev_opts *o)
@@ -68,6 +90,11 @@ void hc_dev_opts_default(struct hc_dev_opts *o)
 	o->mem_cache = 16 << 20; /* staging: the page cache caches */
 	o->readahead = 32;
 	o->workers = 8; /* the cores busy while others wait for the disk */
+	o->prefetch = HC_PREFETCH_PROFILE;
+	o->prefetch_mem = 256 << 20;
+	o->profile = NULL;
+	o->nprofile = 0;
+	o->trace_fd = -1;
 }
 
 static void push_job(struct hc_dev *d, struct pending *p, enum job job)
@@ -122,6 +149,10 @@ static int recently_failed(const struct hc_dev *d, uint64_t b)
 	return t && (double)(since_open(d) - t) < hold;
 }
 
+static void pump_prefetch(struct hc_dev *d);
+
+/* m NULL with err 0: a prefetched block was put away without decoding;
+ * a reader that joined meanwhile asks again. */
 static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, int err)
 {
 	pthread_mutex_lock(&d->lock);
@@ -129,23 +160,30 @@ static void complete(struct hc_dev *d, struct pending *p, struct hc_mblock *m, i
 	p->err = err;
 	p->done = 1;
 	d->pend[p->block] = NULL;
-	if (err) {
+	/* A failed download-ahead is no reason to fail a read at once. */
+	if (err && !(p->prefetch && !p->req.urgent)) {
 		d->block_errors++;
 		d->failed_at[p->block] = since_open(d);
+	}
+	if (p->prefetch) {
+		d->pf_out--;
+		if (err)
+			d->pf_failed++;
+		pump_prefetch(d);
 	}
 	pthread_cond_broadcast(&p->cond);
 	pending_put(d, p);
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p, uint8_t *data)
+static void finish_with_data(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p,
+			     const uint8_t *data)
 {
 	const struct hc_entry *e = &d->idx->entries[p->block];
 	struct hc_mblock *m =
 	    hc_memcache_alloc(d->mc, p->block, hc_index_block_len(d->idx, p->block));
 	int r = m ? hc_block_decode(cc, e->codec, data, e->size, m->data, m->len) : -ENOMEM;
 
-	free(data);
 	if (r < 0) {
 		char rel[HC_BLOCK_PATH_LEN];
 
@@ -173,14 +211,53 @@ static void on_fetched(hc_fetch_req *req, int err, uint8_t *data, void *opaque)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Keeps a fetched, verified block file for later: on disk, or in memory
+ * without a disk cache. */
+static void keep_file(struct hc_dev *d, struct pending *p, const uint8_t *data)
+{
+	const struct hc_entry *e = &d->idx->entries[p->block];
+
+	if (d->dc) {
+		int r = hc_diskcache_put(d->dc, e->hash, data, e->size);
+
+		/* A full or broken cache disk fails every block alike: say it
+		 * once, the reads go on without it. */
+		if (r < 0 && atomic_exchange(&d->cache_warned, 1) == 0)
+			hc_warn("cache: cannot store block %llu: %s (further failures not logged)",
+				(unsigned long long)p->block, strerror(-r));
+	} else if (d->zc && p->prefetch) {
+		struct hc_mblock *z = hc_memcache_alloc(d->zc, p->block, e->size);
+
+		if (z) {
+			memcpy(z->data, data, e->size);
+			hc_memcache_put(d->zc, z);
+			hc_memcache_release(d->zc, z);
+		}
+	}
+}
+
 static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 {
 	const struct hc_entry *e = &d->idx->entries[p->block];
+	struct hc_mblock *z;
 	uint8_t *data = NULL;
+	int waited;
 
 	if (p->job == JOB_LOAD) {
+		if (d->zc && (z = hc_memcache_get(d->zc, p->block))) {
+			pthread_mutex_lock(&d->lock);
+			d->pf_hits++;
+			pthread_mutex_unlock(&d->lock);
+			finish_with_data(d, cc, p, z->data);
+			hc_memcache_release(d->zc, z);
+			return;
+		}
 		if (d->dc && hc_diskcache_get(d->dc, e->hash, e->size, &data) == 0) {
+			pthread_mutex_lock(&d->lock);
+			d->pf_hits += d->pf_got[p->block];
+			pthread_mutex_unlock(&d->lock);
 			finish_with_data(d, cc, p, data);
+			free(data);
 			return;
 		}
 		memcpy(p->req.hash, e->hash, HC_SHA256_LEN);
@@ -192,21 +269,32 @@ static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 		return;
 	}
 	if (p->fetch_err) {
-		if (p->fetch_err != -ECANCELED)
+		if (p->fetch_err != -ECANCELED && (p->req.urgent || !p->prefetch))
 			hc_err("%s; read returns EIO", p->req.why);
+		else if (p->fetch_err != -ECANCELED)
+			hc_warn("download-ahead: %s", p->req.why);
 		complete(d, p, NULL, -EIO);
 		return;
 	}
-	if (d->dc) {
-		int r = hc_diskcache_put(d->dc, e->hash, p->data, e->size);
-
-		/* A full or broken cache disk fails every block alike: say it
-		 * once, the reads go on without it. */
-		if (r < 0 && atomic_exchange(&d->cache_warned, 1) == 0)
-			hc_warn("cache: cannot store block %llu: %s (further failures not logged)",
-				(unsigned long long)p->block, strerror(-r));
+	keep_file(d, p, p->data);
+	pthread_mutex_lock(&d->lock);
+	waited = p->refs > 1 || p->req.urgent;
+	if (p->prefetch) {
+		d->pf_got[p->block] = 1;
+		d->pf_done++;
+		d->pf_bytes += e->size;
 	}
-	finish_with_data(d, cc, p, p->data);
+	pthread_mutex_unlock(&d->lock);
+	/* Nobody waits for a prefetched block: decoding it now would only
+	 * push wanted blocks out of the memory cache. */
+	if (p->prefetch && !waited && (d->dc || d->zc)) {
+		free(p->data);
+		complete(d, p, NULL, 0);
+		return;
+	}
+	data = p->data; /* p may be gone once finished */
+	finish_with_data(d, cc, p, data);
+	free(data);
 }
 
 static void *worker(void *arg)
@@ -262,8 +350,10 @@ static struct pending *request(struct hc_dev *d, uint64_t b, int urgent)
 	struct pending *p = d->pend[b];
 
 	if (p) {
-		if (urgent && !p->req.urgent)
+		if (urgent && !p->req.urgent) {
+			d->pf_joined += p->prefetch;
 			promote(d, p);
+		}
 		return p;
 	}
 	if (d->idx->entries[b].codec == HC_CODEC_ZERO || hc_memcache_contains(d->mc, b))
@@ -311,10 +401,65 @@ static struct hc_mblock *get_block(struct hc_dev *d, uint64_t b, int *ret_err)
 		if (m)
 			hc_memcache_ref(d->mc, m);
 		pending_put(d, p);
+		if (!m && !*ret_err)
+			continue; /* prefetched and put away undecoded */
 		break;
 	}
 	pthread_mutex_unlock(&d->lock);
 	return m;
+}
+
+/* With the lock held: keeps the download-ahead's window of background
+ * loads full. Blocks already here or on their way are skipped; without a
+ * disk cache it stops while the memory store is full. */
+static void pump_prefetch(struct hc_dev *d)
+{
+	while (!d->stop && d->pf_out < d->pf_window && d->plan_next < d->nplan) {
+		uint32_t b = d->plan[d->plan_next];
+		const struct hc_entry *e = &d->idx->entries[b];
+		struct pending *p;
+
+		if (!d->dc) {
+			struct hc_memcache_stats zs;
+
+			hc_memcache_stats(d->zc, &zs);
+			if (zs.bytes + (uint64_t)(d->pf_out + 1) * hc_index_block_size(d->idx) >
+			    d->o.prefetch_mem)
+				break;
+		}
+		d->plan_next++;
+		if (d->pend[b] || hc_memcache_contains(d->mc, b) ||
+		    (d->zc && hc_memcache_contains(d->zc, b)) ||
+		    (d->dc && hc_diskcache_contains(d->dc, e->hash)))
+			continue;
+		p = request(d, b, 0);
+		if (!p)
+			break;
+		p->prefetch = 1;
+		d->pf_out++;
+	}
+	if (d->plan_next == d->nplan && !d->pf_out && !d->pf_finished && d->nplan)
+		d->pf_finished = hc_now();
+}
+
+/* With the lock held: the first read of each block goes to the trace. */
+static void trace_reads(struct hc_dev *d, uint64_t first, uint64_t last)
+{
+	char line[32];
+
+	for (uint64_t b = first; b <= last; b++) {
+		int n;
+
+		if (d->traced[b])
+			continue;
+		d->traced[b] = 1;
+		n = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)b);
+		if (write(d->o.trace_fd, line, (size_t)n) != n) {
+			hc_warn("--trace: cannot write: %s", strerror(errno));
+			d->o.trace_fd = -1;
+			return;
+		}
+	}
 }
 
 /* Sequential readers get the next blocks loaded before they ask: the
@@ -361,6 +506,12 @@ int hc_dev_readv(hc_dev *d, uint64_t off, size_t len, struct hc_dev_vec *v)
 		last = first + HC_DEV_VEC_MAX - 1;
 		end = (last + 1) << idx->block_shift;
 		len = (size_t)(end - off);
+	}
+	if (d->o.trace_fd >= 0) {
+		pthread_mutex_lock(&d->lock);
+		if (d->o.trace_fd >= 0)
+			trace_reads(d, first, last);
+		pthread_mutex_unlock(&d->lock);
 	}
 	read_ahead(d, first, last);
 	if (last > first) {
@@ -452,16 +603,37 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	d->mc = hc_memcache_new(o->mem_cache, idx->block_count);
 	d->nthreads = o->workers ? o->workers : 1;
 	d->threads = calloc(d->nthreads, sizeof(*d->threads));
+	d->pf_got = calloc(idx->block_count ? idx->block_count : 1, 1);
+	if (o->trace_fd >= 0)
+		d->traced = calloc(idx->block_count ? idx->block_count : 1, 1);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->job_cond, NULL);
 	if (!d->url || !d->pend || !d->failed_at || !d->zeros || !d->mc || !d->threads ||
+	    !d->pf_got || (o->trace_fd >= 0 && !d->traced) ||
 	    !(d->f = hc_fetcher_new(url, &o->fetch)))
 		goto fail;
+	if (o->prefetch != HC_PREFETCH_OFF &&
+	    hc_profile_plan(idx, o->profile, o->nprofile, o->prefetch == HC_PREFETCH_FILL, &d->plan,
+			    &d->nplan) < 0)
+		goto fail;
+	/* Without a disk cache and a memory store there is nowhere to keep
+	 * what arrives ahead of its reader. */
+	if (d->nplan && !dc &&
+	    (!o->prefetch_mem || !(d->zc = hc_memcache_new(o->prefetch_mem, idx->block_count))))
+		d->nplan = 0;
+	d->pf_window =
+	    2 * (o->fetch.bg_connections && o->fetch.bg_connections < o->fetch.connections
+		     ? o->fetch.bg_connections
+		     : o->fetch.connections);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		if (pthread_create(&d->threads[i], NULL, worker, d)) {
 			d->nthreads = i;
 			goto fail;
 		}
+	d->rate_at = d->pf_started = hc_now();
+	pthread_mutex_lock(&d->lock);
+	pump_prefetch(d);
+	pthread_mutex_unlock(&d->lock);
 	*ret = d;
 	return 0;
 fail:
@@ -491,6 +663,10 @@ void hc_dev_close(hc_dev *d)
 		pending_put(d, p);
 	}
 	hc_memcache_free(d->mc);
+	hc_memcache_free(d->zc);
+	free(d->plan);
+	free(d->pf_got);
+	free(d->traced);
 	pthread_cond_destroy(&d->job_cond);
 	pthread_mutex_destroy(&d->lock);
 	hc_index_free(d->idx);
@@ -511,15 +687,23 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 {
 	struct hc_fetch_stats fs;
 	struct hc_memcache_stats ms;
+	struct hc_memcache_stats zs = { 0 };
 	struct hc_diskcache_stats ds = { 0 };
+	double now = hc_now(), rate;
 	size_t off;
-	int n;
+	int n, m;
 
 	hc_fetcher_stats(d->f, &fs);
 	hc_memcache_stats(d->mc, &ms);
+	if (d->zc)
+		hc_memcache_stats(d->zc, &zs);
 	if (d->dc)
 		hc_diskcache_stats(d->dc, &ds);
 	pthread_mutex_lock(&d->lock);
+	/* Since the last look at .stats: what a "watch cat" wants to see. */
+	rate = now > d->rate_at ? (double)(fs.bytes - d->rate_bytes) / (now - d->rate_at) : 0;
+	d->rate_at = now;
+	d->rate_bytes = fs.bytes;
 	const struct {
 		const char *key;
 		unsigned long long v;
@@ -537,9 +721,23 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 		{ "fetched_bytes", fs.bytes },
 		{ "fetched_http2", fs.http2 },
 		{ "fetch_retries", fs.retries },
+		{ "fetch_failovers", fs.failovers },
 		{ "fetch_failures", fs.failures },
+		{ "fetch_rate_bytes", (unsigned long long)rate },
 		{ "in_flight", fs.in_flight },
+		{ "background_in_flight", fs.bg_in_flight },
 		{ "queued", fs.queued },
+		{ "prefetch_planned", d->nplan },
+		{ "prefetch_left", d->nplan - d->plan_next + d->pf_out },
+		{ "prefetch_blocks", d->pf_done },
+		{ "prefetch_bytes", d->pf_bytes },
+		{ "prefetch_failed", d->pf_failed },
+		{ "prefetch_hits", d->pf_hits },
+		{ "prefetch_joined", d->pf_joined },
+		{ "prefetch_ms",
+		  (unsigned long long)(((d->pf_finished ? d->pf_finished : now) - d->pf_started) *
+				       1000) },
+		{ "prefetch_mem_bytes", zs.bytes },
 		{ "mem_hits", ms.hits },
 		{ "mem_misses", ms.misses },
 		{ "mem_bytes", ms.bytes },
@@ -559,5 +757,8 @@ int hc_dev_stats_text(hc_dev *d, char *buf, size_t len)
 			break;
 		n += snprintf(buf + off, len - off, "%s %llu\n", counters[i].key, counters[i].v);
 	}
-	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	m = hc_fetcher_mirrors_text(d->f, buf + n, len - (size_t)n);
+	return m < 0 ? m : n + m;
 }

@@ -13,11 +13,24 @@
 #include "fetch.h"
 #include "index.h"
 
+enum hc_prefetch {
+	HC_PREFETCH_OFF,
+	HC_PREFETCH_PROFILE, /* the boot profile's blocks, in its order */
+	HC_PREFETCH_FILL,    /* then every other block: the network may go */
+};
+
 struct hc_dev_opts {
-	struct hc_fetch_opts fetch;
-	uint64_t mem_cache; /* bytes of decompressed blocks kept in memory */
-	unsigned readahead; /* blocks fetched ahead of a sequential reader */
-	unsigned workers;   /* threads that verify, cache and decompress */
+	struct hc_fetch_opts fetch; /* .bg_connections and .bg_rate bound the prefetch */
+	uint64_t mem_cache;	    /* bytes of decompressed blocks kept in memory */
+	unsigned readahead;	    /* blocks fetched ahead of a sequential reader */
+	unsigned workers;	    /* threads that verify, cache and decompress */
+	int prefetch;		    /* enum hc_prefetch */
+	/* Without a disk cache, prefetched blocks wait in memory, compressed,
+	 * up to this many bytes. */
+	uint64_t prefetch_mem;
+	const uint32_t *profile; /* instead of the index's (borrowed), or NULL */
+	size_t nprofile;
+	int trace_fd; /* -1, or where each block's first read is written */
 };
 void hc_dev_opts_default(struct hc_dev_opts *o);
 

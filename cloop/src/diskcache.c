@@ -325,6 +325,16 @@ static int read_block(const char *path, uint32_t size, uint8_t **ret, size_t *re
 	return 0;
 }
 
+int hc_diskcache_contains(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN])
+{
+	int found;
+
+	pthread_mutex_lock(&dc->lock);
+	found = find(dc, hash) != NULL;
+	pthread_mutex_unlock(&dc->lock);
+	return found;
+}
+
 int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32_t size,
 		     uint8_t **ret)
 {

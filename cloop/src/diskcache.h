@@ -19,6 +19,8 @@ void hc_diskcache_close(hc_diskcache *dc);
 /* 0 with the verified file in *ret (malloc'ed), or -ENOENT. */
 int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32_t size,
 		     uint8_t **ret);
+/* Whether a block file is cached (not checked: a hint for prefetching). */
+int hc_diskcache_contains(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN]);
 /* data must already be verified against hash. */
 int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const uint8_t *data,
 		     uint32_t size);

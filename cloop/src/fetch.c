@@ -1,5 +1,12 @@
 /* Block fetcher: see fetch.h. The loop follows curl's own pattern:
- * perform, drain finished transfers, refill from the queues, poll. */
+ * perform, drain finished transfers, refill from the queues, poll.
+ *
+ * Mirrors: each transfer goes to the best usable mirror, where "best" is
+ * the order the user gave unless a later mirror has proved clearly faster.
+ * A mirror that fails is down for a while (doubling with each failure in a
+ * row); one that serves a block with a wrong hash is distrusted for
+ * opts.distrust seconds. Now and then a transfer goes to another mirror
+ * to measure it, so a recovered or faster one is used again. */
 #include "fetch.h"
 
 #include <curl/curl.h>
@@ -27,17 +34,36 @@ struct stall {
 	double limit;
 };
 
+#define MAX_MIRRORS 64
+/* A later mirror takes over when its transfers take less than this share
+ * of the preferred one's: measurements are noisy, switching is not free. */
+#define FASTER 0.7
+
+struct mirror {
+	char *url;
+	double score;	       /* EWMA of seconds per transfer; 0: not measured */
+	double measured;       /* when score last changed */
+	double down_until;     /* failing: avoided until then */
+	double distrust_until; /* served a wrong block: avoided until then */
+	unsigned fails;	       /* failures in a row */
+	uint64_t fetched, bytes, errors, bad;
+};
+
 struct xfer {
 	struct stall stall; /* first: on_progress gets it as its data */
 	CURL *easy;
 	hc_fetch_req *req;
+	int background;
 	char errbuf[CURL_ERROR_SIZE];
 	struct xfer *next_free;
 };
 
 struct hc_fetcher {
-	char *base;
+	struct mirror *m;
+	unsigned nm;
 	struct hc_fetch_opts o;
+	unsigned bg_active;
+	double next_probe;
 	CURLM *multi;
 	pthread_t thread;
 	int started;
@@ -45,16 +71,22 @@ struct hc_fetcher {
 	int stop;
 	struct queue q[Q_ACTIVE + 1];
 	struct xfer *xfers, *free_xfers;
-	uint64_t requests, fetched, bytes, retries, failures, http2;
+	uint64_t requests, fetched, bytes, retries, failures, http2, failovers;
 };
 
 void hc_fetch_opts_default(struct hc_fetch_opts *o)
 {
-	o->connections = 8;
+	/* Enough in flight that a download-ahead fills a long fat link while
+	 * a reader's miss still finds a free connection. */
+	o->connections = 16;
 	o->timeout = 10;
 	o->retries = 4;
 	o->backoff = 0.25;
 	o->cacert = NULL;
+	o->bg_connections = 12;
+	o->bg_rate = 0;
+	o->distrust = 300;
+	o->probe_interval = 10;
 }
 
 int hc_fetch_global_init(void)
@@ -194,33 +226,98 @@ static int transfer_result(CURL *e, CURLcode res, const char *errbuf, int overfl
 	return 0;
 }
 
-static void start_one(hc_fetcher *f, hc_fetch_req *r)
+static int usable(const struct mirror *m, double now)
+{
+	return m->down_until <= now && m->distrust_until <= now;
+}
+
+static unsigned bg_limit(const hc_fetcher *f)
+{
+	unsigned n = f->o.bg_connections;
+
+	return n && n < f->o.connections ? n : f->o.connections;
+}
+
+/* With the lock held: the mirror for r's next attempt, one it has not
+ * tried in this round. The first usable one in the user's order unless
+ * a later one is clearly faster; the least recently measured one when a
+ * probe is due; with none usable, the one that comes back first. */
+static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
+{
+	unsigned best = f->nm, stalest = f->nm, any = f->nm;
+	double soonest = 0;
+
+	for (unsigned i = 0; i < f->nm; i++) {
+		const struct mirror *m = &f->m[i];
+		double back = m->down_until > m->distrust_until ? m->down_until : m->distrust_until;
+
+		if (r->tried >> i & 1)
+			continue;
+		if (any == f->nm || back < soonest) {
+			any = i;
+			soonest = back;
+		}
+		if (!usable(m, now))
+			continue;
+		if (best == f->nm ||
+		    (m->score > 0 && f->m[best].score > 0 && m->score < FASTER * f->m[best].score))
+			best = i;
+		if (stalest == f->nm || m->measured < f->m[stalest].measured)
+			stalest = i;
+	}
+	if (best == f->nm)
+		return any == f->nm ? 0 : any;
+	if (stalest != best && now >= f->next_probe) {
+		f->next_probe = now + f->o.probe_interval;
+		return stalest;
+	}
+	return best;
+}
+
+/* 0, or -ENOMEM with the request not started. */
+static int start_one(hc_fetcher *f, hc_fetch_req *r, double now)
 {
 	char rel[HC_BLOCK_PATH_LEN];
 	struct xfer *x = f->free_xfers;
+	curl_off_t cap = 0;
 	char *url;
 
+	/* Allocated only now: a download-ahead may queue thousands. */
+	r->buf = malloc(r->size ? r->size : 1);
+	if (!r->buf)
+		return -ENOMEM;
 	f->free_xfers = x->next_free;
 	x->req = r;
 	x->errbuf[0] = '\0';
+	x->background = !r->urgent;
+	if (x->background) {
+		f->bg_active++;
+		if (f->o.bg_rate)
+			cap = (curl_off_t)(f->o.bg_rate / bg_limit(f));
+	}
 	r->got = 0;
 	r->overflow = 0;
 	r->attempts++;
+	r->mirror = pick_mirror(f, r, now);
 	hc_block_path(r->hash, rel);
-	url = hc_url_join(f->base, rel);
+	url = hc_url_join(f->m[r->mirror].url, rel);
 	curl_easy_setopt(x->easy, CURLOPT_URL, url);
 	free(url);
-	x->stall.last = hc_now();
+	x->stall.last = now;
 	x->stall.limit = f->o.timeout;
 	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, &x->stall);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->size);
+	curl_easy_setopt(x->easy, CURLOPT_MAX_RECV_SPEED_LARGE, cap);
 	curl_multi_add_handle(f->multi, x->easy);
+	return 0;
 }
 
+static void complete(hc_fetcher *f, hc_fetch_req *r, int err);
+
 /* Runs with the lock held: moves due retries back and fills free slots,
- * urgent first. */
+ * urgent first; background fetches only up to their share. */
 static void refill(hc_fetcher *f, double now)
 {
 	hc_fetch_req *r, *next;
@@ -234,14 +331,21 @@ static void refill(hc_fetcher *f, double now)
 		}
 	}
 	while (f->free_xfers) {
-		struct queue *q = f->q[Q_URGENT].head ? &f->q[Q_URGENT] : &f->q[Q_BACKGROUND];
+		struct queue *q = &f->q[Q_URGENT];
 
+		if (!q->head && f->bg_active < bg_limit(f))
+			q = &f->q[Q_BACKGROUND];
 		r = q->head;
 		if (!r)
 			break;
 		q_remove(q, r);
+		if (start_one(f, r, now) < 0) {
+			snprintf(r->why, sizeof(r->why), "block %llu: out of memory",
+				 (unsigned long long)r->block);
+			complete(f, r, -ENOMEM);
+			continue;
+		}
 		q_push(&f->q[Q_ACTIVE], r, Q_ACTIVE);
-		start_one(f, r);
 	}
 }
 
@@ -264,6 +368,48 @@ static void complete(hc_fetcher *f, hc_fetch_req *r, int err)
 	pthread_mutex_lock(&f->lock);
 }
 
+/* With the lock held: how a finished transfer reflects on its mirror. */
+static void judge_mirror(hc_fetcher *f, struct xfer *x, int err, int missing, double now)
+{
+	struct mirror *m = &f->m[x->req->mirror];
+	curl_off_t total = 0, pre = 0;
+
+	if (err == 0) {
+		m->fetched++;
+		m->bytes += x->req->size;
+		m->fails = 0;
+		m->down_until = 0;
+		/* Capped transfers say nothing about the mirror's speed. */
+		if (!(x->background && f->o.bg_rate) &&
+		    curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK &&
+		    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK) {
+			double t = (double)(total - pre) / 1e6;
+
+			m->score = m->score > 0 ? 0.7 * m->score + 0.3 * t : t;
+			m->measured = now;
+		}
+		return;
+	}
+	m->errors++;
+	if (err == -EBADMSG) {
+		m->bad++;
+		if (m->distrust_until <= now && f->nm > 1)
+			hc_warn("mirror %s served a block that does not match its SHA-256 name: "
+				"avoided for %.0f s",
+				m->url, f->o.distrust);
+		m->distrust_until = now + f->o.distrust;
+	} else if (!missing) {
+		/* A missing file is that mirror lagging, not the mirror down. */
+		double hold = 0.5 * (double)(1u << (m->fails < 6 ? m->fails : 6));
+
+		if (m->down_until <= now && f->nm > 1)
+			hc_warn("mirror %s failing (%s): using the others for %.1f s", m->url,
+				x->req->why, hold);
+		m->fails++;
+		m->down_until = now + hold;
+	}
+}
+
 static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 {
 	struct xfer *x;
@@ -272,18 +418,14 @@ static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 	uint8_t sum[HC_SHA256_LEN];
 	int missing, err;
 	long version = 0;
+	uint64_t all = f->nm >= 64 ? ~0ull : (1ull << f->nm) - 1;
+	unsigned limit = f->o.retries + f->nm;
 
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 	r = x->req;
 	err = transfer_result(x->easy, msg->data.result, x->errbuf, r->overflow, r->got, r->size,
 			      why, sizeof(why), &missing);
 	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
-	/* msg is gone after this. */
-	curl_multi_remove_handle(f->multi, x->easy);
-	x->req = NULL;
-	x->next_free = f->free_xfers;
-	f->free_xfers = x;
-	q_remove(&f->q[Q_ACTIVE], r);
 	if (err == 0) {
 		hc_sha256(r->buf, r->size, sum);
 		if (memcmp(sum, r->hash, HC_SHA256_LEN)) {
@@ -291,21 +433,48 @@ static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 			err = -EBADMSG;
 		}
 	}
+	hc_block_path(r->hash, rel);
+	snprintf(r->why, sizeof(r->why), "block %llu (%s) from %s: %s (attempt %u of %u)",
+		 (unsigned long long)r->block, rel, f->m[r->mirror].url, why, r->attempts, limit);
+	judge_mirror(f, x, err, missing, now);
+	/* msg is gone after this. */
+	curl_multi_remove_handle(f->multi, x->easy);
+	if (x->background)
+		f->bg_active--;
+	x->req = NULL;
+	x->next_free = f->free_xfers;
+	f->free_xfers = x;
+	q_remove(&f->q[Q_ACTIVE], r);
 	if (err == 0) {
 		if (version == CURL_HTTP_VERSION_2_0)
 			f->http2++;
+		r->why[0] = '\0';
 		complete(f, r, 0);
 		return;
 	}
-	hc_block_path(r->hash, rel);
-	snprintf(r->why, sizeof(r->why), "block %llu (%s) from %s: %s (attempt %u of %u)",
-		 (unsigned long long)r->block, rel, f->base, why, r->attempts, f->o.retries + 1);
-	if (r->attempts <= f->o.retries && !f->stop) {
+	free(r->buf);
+	r->buf = NULL;
+	r->tried |= 1ull << r->mirror;
+	if (r->attempts < limit && !f->stop) {
 		f->retries++;
-		hc_debug("%s; retrying", r->why);
-		r->not_before = now + f->o.backoff * (double)(1u << (r->attempts - 1));
+		if ((r->tried & all) != all) {
+			/* Another mirror may have it: no reason to wait. */
+			f->failovers++;
+			hc_debug("%s; trying another mirror", r->why);
+			r->not_before = now;
+		} else {
+			hc_debug("%s; retrying", r->why);
+			r->tried = 0;
+			r->not_before = now + f->o.backoff * (double)(1u << r->rounds++);
+		}
 		q_push(&f->q[Q_RETRY], r, Q_RETRY);
 		return;
+	}
+	if (f->nm > 1) {
+		char last[sizeof(r->why)];
+
+		memcpy(last, r->why, sizeof(last));
+		snprintf(r->why, sizeof(r->why), "every mirror failed; last: %.480s", last);
 	}
 	complete(f, r, -EIO);
 }
@@ -365,24 +534,37 @@ static void *fetch_thread(void *arg)
 	return NULL;
 }
 
-hc_fetcher *hc_fetcher_new(const char *base_url, const struct hc_fetch_opts *o)
+hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 {
 	hc_fetcher *f = calloc(1, sizeof(*f));
+	char **v = NULL;
+	size_t n = 0;
 
 	if (!f)
 		return NULL;
 	f->o = *o;
 	if (!f->o.connections)
 		f->o.connections = 1;
-	f->base = strdup(base_url);
+	pthread_mutex_init(&f->lock, NULL);
+	if (hc_urls_split(urls, &v, &n) < 0 || n > MAX_MIRRORS) {
+		hc_urls_free(v, n);
+		goto fail;
+	}
+	f->m = calloc(n, sizeof(*f->m));
+	for (size_t i = 0; f->m && i < n; i++) {
+		f->m[i].url = v[i];
+		v[i] = NULL;
+	}
+	hc_urls_free(v, n);
+	f->nm = f->m ? (unsigned)n : 0;
+	f->next_probe = hc_now() + f->o.probe_interval;
 	f->multi = curl_multi_init();
 	f->xfers = calloc(f->o.connections, sizeof(*f->xfers));
-	pthread_mutex_init(&f->lock, NULL);
-	if (!f->base || !f->multi || !f->xfers)
+	if (!f->m || !f->multi || !f->xfers)
 		goto fail;
 	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->o.connections);
-	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->o.connections);
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)(f->o.connections * f->nm));
 	for (unsigned i = 0; i < f->o.connections; i++) {
 		struct xfer *x = &f->xfers[i];
 
@@ -421,7 +603,9 @@ void hc_fetcher_free(hc_fetcher *f)
 		curl_multi_cleanup(f->multi);
 	pthread_mutex_destroy(&f->lock);
 	free(f->xfers);
-	free(f->base);
+	for (unsigned i = 0; i < f->nm; i++)
+		free(f->m[i].url);
+	free(f->m);
 	free(f);
 }
 
@@ -429,15 +613,16 @@ void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *r)
 {
 	int which;
 
-	r->attempts = 0;
+	r->attempts = r->rounds = 0;
+	r->tried = 0;
 	r->why[0] = '\0';
-	r->buf = malloc(r->size ? r->size : 1);
+	r->buf = NULL;
 	pthread_mutex_lock(&f->lock);
 	f->requests++;
-	if (!r->buf || f->stop) {
-		snprintf(r->why, sizeof(r->why), "block %llu: %s", (unsigned long long)r->block,
-			 r->buf ? "fetcher stopped" : "out of memory");
-		complete(f, r, r->buf ? -ECANCELED : -ENOMEM);
+	if (f->stop) {
+		snprintf(r->why, sizeof(r->why), "block %llu: fetcher stopped",
+			 (unsigned long long)r->block);
+		complete(f, r, -ECANCELED);
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
@@ -469,9 +654,40 @@ void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *s)
 	s->retries = f->retries;
 	s->failures = f->failures;
 	s->http2 = f->http2;
+	s->failovers = f->failovers;
+	s->bg_in_flight = f->bg_active;
 	s->in_flight = f->q[Q_ACTIVE].n;
 	s->queued = f->q[Q_URGENT].n + f->q[Q_BACKGROUND].n + f->q[Q_RETRY].n;
 	pthread_mutex_unlock(&f->lock);
+}
+
+int hc_fetcher_mirrors_text(hc_fetcher *f, char *buf, size_t len)
+{
+	double now = hc_now();
+	size_t off = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (unsigned i = 0; i < f->nm; i++) {
+		const struct mirror *m = &f->m[i];
+		const char *state = m->distrust_until > now ? "distrusted"
+				    : m->down_until > now   ? "down"
+							    : "up";
+		int n = snprintf(buf + off, len - off,
+				 "mirror.%u.url %s\nmirror.%u.state %s\nmirror.%u.fetched %llu\n"
+				 "mirror.%u.bytes %llu\nmirror.%u.errors %llu\nmirror.%u.bad %llu\n"
+				 "mirror.%u.ms_per_block %.1f\n",
+				 i, m->url, i, state, i, (unsigned long long)m->fetched, i,
+				 (unsigned long long)m->bytes, i, (unsigned long long)m->errors, i,
+				 (unsigned long long)m->bad, i, m->score * 1000);
+
+		if (n < 0 || (size_t)n >= len - off) {
+			pthread_mutex_unlock(&f->lock);
+			return -ENOSPC;
+		}
+		off += (size_t)n;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return (int)off;
 }
 
 struct membuf {

@@ -1,7 +1,8 @@
-/* Fetching block files from a store URL: one thread drives libcurl's
- * multi interface (keep-alive, many transfers in flight, HTTP/2 where
- * offered), checks each body's length and SHA-256, and retries
- * transient failures with backoff. Nothing unverified leaves here. */
+/* Fetching block files from a list of mirrors of one store: one thread
+ * drives libcurl's multi interface (keep-alive, many transfers in flight,
+ * HTTP/2 where offered), checks each body's length and SHA-256, moves a
+ * failed fetch to the next mirror at once and retries with backoff when
+ * every mirror failed it. Nothing unverified leaves here. */
 #ifndef HC_FETCH_H
 #define HC_FETCH_H
 
@@ -16,6 +17,12 @@ struct hc_fetch_opts {
 	unsigned retries;     /* further attempts after the first */
 	double backoff;	      /* seconds before the first retry; doubles each time */
 	const char *cacert;   /* CA bundle for https:// (NULL: the system's) */
+	/* Background fetches (download-ahead) leave the rest of the
+	 * connections to readers, and share at most bg_rate bytes/s. */
+	unsigned bg_connections; /* 0: all of them */
+	uint64_t bg_rate;	 /* 0: no cap */
+	double distrust;	 /* seconds a mirror that served a bad block is avoided */
+	double probe_interval;	 /* seconds between probes of the other mirrors */
 };
 void hc_fetch_opts_default(struct hc_fetch_opts *o);
 
@@ -38,14 +45,17 @@ struct hc_fetch_req {
 	/* private to fetch.c */
 	struct hc_fetch_req *next, *prev;
 	int queue;
-	unsigned attempts;
+	unsigned attempts, rounds;
+	uint64_t tried; /* mirrors tried in this round (bit per mirror) */
+	unsigned mirror;
 	double not_before;
 	uint8_t *buf;
 	size_t got;
 	int overflow;
 };
 
-hc_fetcher *hc_fetcher_new(const char *base_url, const struct hc_fetch_opts *o);
+/* urls: a comma-separated mirror list, best first (at most 64). */
+hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o);
 /* Stops the thread; pending requests complete with -ECANCELED. */
 void hc_fetcher_free(hc_fetcher *f);
 void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *req);
@@ -54,10 +64,13 @@ void hc_fetcher_make_urgent(hc_fetcher *f, hc_fetch_req *req);
 
 struct hc_fetch_stats {
 	uint64_t requests, fetched, bytes, retries, failures;
-	uint64_t http2; /* transfers that went over HTTP/2 */
-	unsigned in_flight, queued;
+	uint64_t http2;	    /* transfers that went over HTTP/2 */
+	uint64_t failovers; /* fetches moved to another mirror */
+	unsigned in_flight, queued, bg_in_flight;
 };
 void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *ret);
+/* One block of "mirror.N.KEY VALUE" lines per mirror, for .stats. */
+int hc_fetcher_mirrors_text(hc_fetcher *f, char *buf, size_t len);
 
 /* One small file (index, latest pointer) with the same timeouts and
  * retries. -ENOENT when the server says it does not exist. */

@@ -11,6 +11,8 @@
 #include "index.h"
 #include "make.h"
 #include "mount.h"
+#include "profile.h"
+#include "select.h"
 #include "tools.h"
 #include "util.h"
 
@@ -33,27 +35,44 @@ static const char usage[] =
     "      -l, --level N          compression level (zstd 3, zlib 6)\n"
     "      -j, --jobs N           worker threads (number of CPUs)\n"
     "      -m, --mirror URL       record a mirror URL in the index (repeatable)\n"
+    "      -p, --profile FILE     attach a boot profile (block numbers, one per\n"
+    "                             line, as mount --trace writes them): mounts\n"
+    "                             fetch those blocks ahead, in that order\n"
     "          --force            replace an existing version with other contents\n"
     "          --no-latest        do not move the latest pointer\n"
     "      -q, --quiet            no progress or summary\n"
     "      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
     "\n"
-    "  mount [OPTIONS] URL NAME MOUNTPOINT\n"
+    "  mount [OPTIONS] URL[,URL...] NAME MOUNTPOINT\n"
     "      Expose image NAME of the store at URL (http://, https://, file:// or a\n"
     "      directory) as the read-only file MOUNTPOINT/NAME, for losetup -r or\n"
     "      mount -o ro,loop; MOUNTPOINT/.stats shows live counters. Returns once\n"
     "      mounted; unmount with fusermount3 -u MOUNTPOINT, umount or SIGTERM.\n"
+    "      Several URLs are mirrors, best first: a fetch that fails or stalls\n"
+    "      moves to the next at once; a mirror that serves a wrong block is\n"
+    "      avoided for 5 minutes; a faster or recovered one is used again.\n"
     "      -V, --version V        mount version V instead of the latest\n"
     "      -C, --cache-dir DIR    keep verified blocks in DIR across mounts; with\n"
     "                             every block cached no network is needed\n"
     "      -S, --cache-size SIZE  bound of the disk cache (1G)\n"
     "      -M, --mem-cache SIZE   decompressed blocks kept in memory (16M)\n"
     "      -r, --readahead N      blocks fetched ahead of sequential reads (32)\n"
-    "      -n, --connections N    HTTP transfers in flight (8)\n"
+    "      -n, --connections N    HTTP transfers in flight (16)\n"
     "      -w, --workers N        threads that check, cache and decompress (8)\n"
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
     "      -R, --retries N        retries of a failed block fetch (4)\n"
     "          --cacert FILE      CA certificates for https:// (default: the system's)\n"
+    "      -P, --prefetch MODE    download-ahead: profile (default: the index's boot\n"
+    "                             profile's blocks, in order, in the background),\n"
+    "                             fill (then the whole image: the network may go\n"
+    "                             away later) or off\n"
+    "          --profile FILE     prefetch this profile instead of the index's\n"
+    "          --prefetch-connections N  transfers the download-ahead may use (12)\n"
+    "          --prefetch-rate RATE      its bytes/s at most, e.g. 2M (no limit)\n"
+    "          --prefetch-mem SIZE       without --cache-dir, prefetched blocks wait\n"
+    "                             compressed in memory, up to SIZE (256M)\n"
+    "          --trace FILE       write each block's number to FILE when it is\n"
+    "                             first read: a boot profile for make --profile\n"
     "      -f, --foreground       stay in the foreground\n"
     "          --rootfs           the mount backs the root filesystem: survive\n"
     "                             switch_root and the new init (argv[0] '@')\n"
@@ -70,7 +89,14 @@ static const char usage[] =
     "      Fetch every block of an index, check its SHA-256 name and that it\n"
     "      decodes; exit status 1 if any block is missing or bad.\n"
     "\n"
-    "info and verify also take --cacert FILE and -t SECONDS.\n"
+    "  select [--list] NAME URL[,URL...] [URL...]\n"
+    "      Rank mirrors of a store by what fetching image NAME's blocks costs on\n"
+    "      each: the round trip (best of 3 requests for the latest pointer) and\n"
+    "      one real block, checked against its SHA-256. --list prints only the\n"
+    "      working mirrors, best first, as a list for mount. Exit status 1 if\n"
+    "      none works.\n"
+    "\n"
+    "info, verify and select also take --cacert FILE and -t SECONDS.\n"
     "Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -98,6 +124,23 @@ static int common_option(int c, const char *what)
 	}
 }
 
+/* --cacert and -t of the commands that only fetch, then common_option. */
+static int fetch_option(int c, struct hc_fetch_opts *fo, const char *what)
+{
+	char *end;
+
+	switch (c) {
+	case 'A':
+		fo->cacert = optarg;
+		return -1;
+	case 't':
+		fo->timeout = strtod(optarg, &end);
+		return *end || !(fo->timeout > 0) ? usage_error("bad timeout: %s", optarg) : -1;
+	default:
+		return common_option(c, what);
+	}
+}
+
 static int size_arg(const char *s, uint64_t *ret)
 {
 	return hc_parse_size(s, ret) < 0 ? usage_error("bad size: %s", s) : 0;
@@ -120,11 +163,13 @@ static int cmd_make(int argc, char **argv)
 		{ "block-size", 1, NULL, 'b' }, { "compress", 1, NULL, 'c' },
 		{ "level", 1, NULL, 'l' },	{ "jobs", 1, NULL, 'j' },
 		{ "mirror", 1, NULL, 'm' },	{ "force", 0, NULL, 'F' },
-		{ "no-latest", 0, NULL, 'N' },	{ "quiet", 0, NULL, 'q' },
-		{ "verbose", 0, NULL, 'v' },	{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "profile", 1, NULL, 'p' },	{ "no-latest", 0, NULL, 'N' },
+		{ "quiet", 0, NULL, 'q' },	{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	struct hc_make_opts o = { .block_shift = HC_DEFAULT_SHIFT, .codec = HC_CODEC_ZSTD };
+	const char *profile_file = NULL;
+	uint32_t *profile = NULL;
 	const char **mirrors = calloc((size_t)argc, sizeof(char *));
 	struct hc_make_stats st;
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -133,7 +178,7 @@ static int cmd_make(int argc, char **argv)
 	int c, quiet = 0, level = -1, r;
 
 	o.threads = n > 0 ? (unsigned)n : 1;
-	while ((c = getopt_long(argc, argv, "b:c:l:j:m:qvh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:c:l:j:m:p:qvh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (size_arg(optarg, &v))
@@ -159,6 +204,9 @@ static int cmd_make(int argc, char **argv)
 			break;
 		case 'm':
 			mirrors[o.nmirrors++] = optarg;
+			break;
+		case 'p':
+			profile_file = optarg;
 			break;
 		case 'F':
 			o.force = 1;
@@ -189,17 +237,33 @@ static int cmd_make(int argc, char **argv)
 	o.created = (uint64_t)time(NULL);
 	if (sde && hc_parse_uint(sde, UINT64_MAX, &v) == 0)
 		o.created = v;
+	if (profile_file && hc_profile_read(profile_file, &profile, &o.nprofile) < 0) {
+		free(mirrors);
+		return 1;
+	}
+	o.profile = profile;
 	r = hc_make(&o, &st);
 	if (r == 0 && !quiet)
 		hc_make_print_summary(&o, &st);
 	free(mirrors);
+	free(profile);
 	return r == 0 ? 0 : 1;
 }
 #endif /* HC_NO_MAKE */
 
 static int cmd_mount(int argc, char **argv)
 {
-	enum { O_ROOTFS = 256, O_ALLOW, O_LOG, O_CACERT };
+	enum {
+		O_ROOTFS = 256,
+		O_ALLOW,
+		O_LOG,
+		O_CACERT,
+		O_PROFILE,
+		O_PF_CONN,
+		O_PF_RATE,
+		O_PF_MEM,
+		O_TRACE
+	};
 	static const struct option lo[] = {
 		{ "version", 1, NULL, 'V' },
 		{ "cache-dir", 1, NULL, 'C' },
@@ -215,16 +279,24 @@ static int cmd_mount(int argc, char **argv)
 		{ "allow-other", 0, NULL, O_ALLOW },
 		{ "log", 1, NULL, O_LOG },
 		{ "cacert", 1, NULL, O_CACERT },
+		{ "prefetch", 1, NULL, 'P' },
+		{ "profile", 1, NULL, O_PROFILE },
+		{ "prefetch-connections", 1, NULL, O_PF_CONN },
+		{ "prefetch-rate", 1, NULL, O_PF_RATE },
+		{ "prefetch-mem", 1, NULL, O_PF_MEM },
+		{ "trace", 1, NULL, O_TRACE },
 		{ "verbose", 0, NULL, 'v' },
 		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
+	const char *profile_file = NULL;
+	uint32_t *profile = NULL;
 	char *url, *end;
 	int c, r;
 
 	hc_dev_opts_default(&o.dev);
-	while ((c = getopt_long(argc, argv, "V:C:S:M:r:n:w:t:R:fo:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "V:C:S:M:r:n:w:t:R:P:fo:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'V':
 			o.version = optarg;
@@ -280,6 +352,36 @@ static int cmd_mount(int argc, char **argv)
 		case O_CACERT:
 			o.dev.fetch.cacert = optarg;
 			break;
+		case 'P':
+			if (!strcmp(optarg, "off"))
+				o.dev.prefetch = HC_PREFETCH_OFF;
+			else if (!strcmp(optarg, "profile"))
+				o.dev.prefetch = HC_PREFETCH_PROFILE;
+			else if (!strcmp(optarg, "fill"))
+				o.dev.prefetch = HC_PREFETCH_FILL;
+			else
+				return usage_error("--prefetch takes off, profile or fill: %s",
+						   optarg);
+			break;
+		case O_PROFILE:
+			profile_file = optarg;
+			break;
+		case O_PF_CONN:
+			if (uint_arg(optarg, 256, &o.dev.fetch.bg_connections) ||
+			    !o.dev.fetch.bg_connections)
+				return usage_error("bad connection count: %s", optarg);
+			break;
+		case O_PF_RATE:
+			if (size_arg(optarg, &o.dev.fetch.bg_rate))
+				return 2;
+			break;
+		case O_PF_MEM:
+			if (size_arg(optarg, &o.dev.prefetch_mem))
+				return 2;
+			break;
+		case O_TRACE:
+			o.trace_file = optarg;
+			break;
 		default:
 			if ((r = common_option(c, "bad option for mount")) >= 0)
 				return r;
@@ -287,7 +389,12 @@ static int cmd_mount(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 3)
-		return usage_error("%s", "mount needs URL NAME MOUNTPOINT");
+		return usage_error("%s", "mount needs URL[,URL...] NAME MOUNTPOINT");
+	if (profile_file) {
+		if (hc_profile_read(profile_file, &profile, &o.dev.nprofile) < 0)
+			return 1;
+		o.dev.profile = profile;
+	}
 	url = hc_url_from_arg(argv[optind]);
 	if (!url) {
 		hc_err("%s: %s", argv[optind], strerror(errno));
@@ -298,6 +405,7 @@ static int cmd_mount(int argc, char **argv)
 	o.mountpoint = argv[optind + 2];
 	r = hc_mount_main(&o, argv[0]);
 	free(url);
+	free(profile);
 	return r;
 }
 
@@ -310,7 +418,7 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	};
 	struct hc_fetch_opts fo;
 	const char *file = NULL;
-	char *url = NULL, *end;
+	char *url = NULL;
 	int c, r, quiet = 0, nargs, blocks = 0;
 
 	hc_fetch_opts_default(&fo);
@@ -327,16 +435,8 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 		case 'B':
 			blocks = 1;
 			break;
-		case 'A':
-			fo.cacert = optarg;
-			break;
-		case 't':
-			fo.timeout = strtod(optarg, &end);
-			if (*end || !(fo.timeout > 0))
-				return usage_error("bad timeout: %s", optarg);
-			break;
 		default:
-			if ((r = common_option(c, "bad option")) >= 0)
+			if ((r = fetch_option(c, &fo, "bad option")) >= 0)
 				return r;
 			break;
 		}
@@ -345,6 +445,9 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	if (file ? nargs != 0 : (nargs < 2 || nargs > 3))
 		return usage_error("%s", verify ? "verify needs URL NAME [VERSION]"
 						: "info needs URL NAME [VERSION] or --file INDEX");
+	if (verify && strchr(argv[optind], ','))
+		return usage_error("%s",
+				   "verify checks one store: give one URL, not a mirror list");
 	if (!file) {
 		url = hc_url_from_arg(argv[optind]);
 		if (!url) {
@@ -359,6 +462,53 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 		r = hc_info_main(url, file ? NULL : argv[optind + 1],
 				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, blocks);
 	free(url);
+	return r;
+}
+
+static int cmd_select(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "list", 0, NULL, 'L' },   { "timeout", 1, NULL, 't' },
+		{ "cacert", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },   { NULL, 0, NULL, 0 },
+	};
+	struct hc_fetch_opts fo;
+	char *urls = NULL;
+	int c, r, list = 0;
+
+	hc_fetch_opts_default(&fo);
+	fo.timeout = 5;
+	while ((c = getopt_long(argc, argv, "t:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'L':
+			list = 1;
+			break;
+		default:
+			if ((r = fetch_option(c, &fo, "bad option for select")) >= 0)
+				return r;
+			break;
+		}
+	}
+	if (argc - optind < 2)
+		return usage_error("%s", "select needs NAME URL[,URL...] [URL...]");
+	/* Mirrors given as several arguments or as one list, alike. */
+	for (int i = optind + 1; i < argc; i++) {
+		char *u = hc_url_from_arg(argv[i]), *joined = NULL;
+
+		if (!u) {
+			hc_err("%s: %s", argv[i], strerror(errno));
+			free(urls);
+			return 1;
+		}
+		if (asprintf(&joined, "%s%s%s", urls ? urls : "", urls ? "," : "", u) < 0)
+			joined = NULL;
+		free(u);
+		free(urls);
+		if (!(urls = joined))
+			return 1;
+	}
+	r = hc_select_main(urls, argv[optind], &fo, list);
+	free(urls);
 	return r;
 }
 
@@ -394,5 +544,7 @@ int main(int argc, char **argv)
 		return cmd_info_verify(argc, argv, 0);
 	if (!strcmp(cmd, "verify"))
 		return cmd_info_verify(argc, argv, 1);
+	if (!strcmp(cmd, "select"))
+		return cmd_select(argc, argv);
 	return usage_error("unknown command: %s", cmd);
 }

@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "index.h"
+#include "profile.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -340,6 +341,24 @@ static int read_latest(const char *store, const char *name, struct hc_latest *re
 
 /* An existing index of the same version: identical blocks means nothing
  * to do; a different one is replaced only with --force. */
+/* Sections are the hints (mirrors, profile): the same blocks with other
+ * hints are the same version, its index rewritten. */
+static int same_sections(const hc_index *a, const hc_index *b)
+{
+	if (a->nsections != b->nsections)
+		return 0;
+	for (size_t i = 0; i < a->nsections; i++) {
+		const struct hc_section *x = &a->sections[i], *y = &b->sections[i];
+
+		if (x->type != y->type || x->flags != y->flags || x->len != y->len ||
+		    memcmp(x->data, y->data, x->len))
+			return 0;
+	}
+	return 1;
+}
+
+/* *ret_same: 1 the existing index has these blocks and sections (nothing
+ * to write), 2 the same blocks with other sections (rewrite it). */
 static int check_existing(const struct hc_make_opts *o, const char *path, hc_index *idx,
 			  int *ret_same)
 {
@@ -360,6 +379,8 @@ static int check_existing(const struct hc_make_opts *o, const char *path, hc_ind
 		*ret_same =
 		    old->image_size == idx->image_size && old->block_shift == idx->block_shift &&
 		    !memcmp(old->entries, idx->entries, idx->block_count * sizeof(*idx->entries));
+		if (*ret_same && !same_sections(old, idx))
+			*ret_same = 2;
 		idx->serial = old->serial;
 		hc_index_free(old);
 	}
@@ -390,6 +411,21 @@ static int add_mirrors(const struct hc_make_opts *o, hc_index *idx)
 	return r;
 }
 
+static int add_profile(const struct hc_make_opts *o, hc_index *idx)
+{
+	uint8_t *data;
+	size_t len;
+	int r;
+
+	if (!o->profile)
+		return 0;
+	r = hc_profile_section(idx, o->profile, o->nprofile, &data, &len);
+	if (r == 0)
+		r = hc_index_add_section(idx, HC_SECT_PROFILE, 0, data, len);
+	free(data);
+	return r;
+}
+
 static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct hc_latest *old)
 {
 	char dir[PATH_MAX], path[PATH_MAX], line[256];
@@ -404,11 +440,14 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 	if (r == 0)
 		r = hc_mkdir_p(dir, 0755);
 	if (r == 0)
+		r = add_mirrors(o, idx);
+	if (r == 0)
+		r = add_profile(o, idx);
+	if (r == 0)
 		r = check_existing(o, path, idx, &same);
-	if (r < 0 || same)
+	if (r < 0 || same == 1)
 		return r;
-	r = add_mirrors(o, idx);
-	if (r < 0 || (r = hc_index_serialize(idx, &buf, &len)) < 0)
+	if ((r = hc_index_serialize(idx, &buf, &len)) < 0)
 		return r;
 	/* The renames of the last blocks must be durable before an index
 	 * can point at them. */

@@ -19,6 +19,8 @@ struct hc_make_opts {
 	int no_latest; /* do not move the latest pointer */
 	const char *const *mirrors;
 	size_t nmirrors;
+	const uint32_t *profile; /* boot profile to attach, or NULL */
+	size_t nprofile;
 	uint64_t created;
 };
 

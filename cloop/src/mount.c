@@ -24,7 +24,7 @@
 
 enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
 #define STATS_NAME ".stats"
-#define STATS_MAX  4096
+#define STATS_MAX  16384
 
 struct fs {
 	hc_dev *dev;
@@ -307,8 +307,8 @@ static FILE *open_log(const struct hc_mount_opts *o)
 	return fd < 0 ? NULL : fdopen(fd, "a");
 }
 
-static int serve(const struct hc_mount_opts *o, struct fs *fs, hc_index *idx, hc_diskcache *dc,
-		 char *argv0)
+static int serve(const struct hc_mount_opts *o, const struct hc_dev_opts *dev, struct fs *fs,
+		 hc_index *idx, hc_diskcache *dc, char *argv0)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
@@ -335,7 +335,7 @@ static int serve(const struct hc_mount_opts *o, struct fs *fs, hc_index *idx, hc
 	if (o->rootfs)
 		argv0[0] = '@'; /* systemd spares root-storage daemons */
 	/* Threads start only now: fuse_daemonize forked. */
-	r = hc_dev_open(o->url, idx, dc, &o->dev, &fs->dev);
+	r = hc_dev_open(o->url, idx, dc, dev, &fs->dev);
 	idx = NULL;
 	if (r < 0) {
 		hc_err("cannot start: %s", strerror(-r));
@@ -374,6 +374,7 @@ out:
 
 int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 {
+	struct hc_dev_opts dev = o->dev;
 	struct fs fs = { .mtime = 0 };
 	hc_diskcache *dc = NULL;
 	hc_index *idx = NULL;
@@ -391,11 +392,23 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 	mallopt(M_MMAP_THRESHOLD, 16 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
+	if (o->trace_file) {
+		/* Opened here, relative to where the command was given: the
+		 * daemon will chdir to /. */
+		dev.trace_fd = open(o->trace_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (dev.trace_fd < 0) {
+			hc_err("--trace %s: %s", o->trace_file, strerror(errno));
+			hc_fetch_global_cleanup();
+			return 1;
+		}
+	}
 	if (o->cache_dir) {
 		r = hc_diskcache_open(o->cache_dir, o->cache_size, &dc);
 		if (r < 0) {
 			hc_err("cache %s: %s", o->cache_dir, strerror(-r));
 			hc_fetch_global_cleanup();
+			if (dev.trace_fd >= 0)
+				close(dev.trace_fd);
 			return 1;
 		}
 	}
@@ -413,10 +426,12 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 		/* Absolute now: the daemon will chdir to /. */
 		fs.mountpoint = realpath(o->mountpoint, NULL);
 		fs.mtime = (time_t)idx->created;
-		r = serve(o, &fs, idx, dc, argv0);
+		r = serve(o, &dev, &fs, idx, dc, argv0);
 	}
 	free((char *)fs.mountpoint);
 	hc_diskcache_close(dc);
 	hc_fetch_global_cleanup();
+	if (dev.trace_fd >= 0)
+		close(dev.trace_fd);
 	return r;
 }

@@ -15,6 +15,7 @@ struct hc_mount_opts {
 	uint64_t cache_size;
 	const char *fuse_opts; /* extra -o options */
 	const char *log_file;
+	const char *trace_file; /* first reads of each block go here */
 	int foreground;
 	int rootfs; /* survive switch_root and the new init's killing spree */
 	int allow_other;

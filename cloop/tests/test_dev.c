@@ -9,9 +9,11 @@
 #include "../src/dev.h"
 #include "../src/load.h"
 #include "../src/make.h"
+#include "../src/profile.h"
 #include "../src/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -613,6 +615,224 @@ out:
 	free(latest1);
 }
 
+/* One counter from a device's .stats text (UINT64_MAX if absent). */
+static uint64_t stat_of(hc_dev *d, const char *key)
+{
+	static char text[16384];
+	size_t klen = strlen(key);
+
+	if (hc_dev_stats_text(d, text, sizeof(text)) < 0)
+		return UINT64_MAX;
+	for (char *line = text; line && *line; line = strchr(line, '\n'), line += !!line)
+		if (!strncmp(line, key, klen) && line[klen] == ' ')
+			return strtoull(line + klen + 1, NULL, 10);
+	return UINT64_MAX;
+}
+
+static int stats_has(hc_dev *d, const char *line)
+{
+	static char text[16384];
+
+	return hc_dev_stats_text(d, text, sizeof(text)) >= 0 && strstr(text, line);
+}
+
+static hc_dev *open_opts(const char *urls, const char *name, const struct hc_dev_opts *o,
+			 hc_diskcache *dc)
+{
+	struct hc_fetch_opts fo;
+	struct hc_load_opts lo = { .urls = urls, .name = name, .fetch = &fo, .dc = dc };
+	hc_index *idx = NULL;
+	hc_dev *d = NULL;
+	char why[1024] = "";
+	int r;
+
+	fetch_opts(&fo);
+	r = hc_index_load(&lo, &idx, why, sizeof(why));
+	if (!check(r == 0, "load %s from %s: %s", name, urls, why))
+		return NULL;
+	r = hc_dev_open(urls, idx, dc, o, &d);
+	if (!check(r == 0, "hc_dev_open %s: %d", urls, r))
+		hc_index_free(idx);
+	return r == 0 ? d : NULL;
+}
+
+/* Mirrors: a first mirror that is missing, refuses connections, or
+ * serves damaged blocks costs retries, never a byte. */
+static void test_mirrors(void)
+{
+	char bad[PATH_MAX], list[3 * PATH_MAX + 64], path[PATH_MAX], rel[HC_BLOCK_PATH_LEN];
+	uint8_t sum[HC_SHA256_LEN];
+	struct hc_make_opts mo;
+	struct hc_make_stats st;
+	struct hc_dev_opts o;
+	hc_index *idx = load(NULL, NULL);
+	unsigned damaged = 0;
+	hc_dev *d;
+	int r;
+
+	if (!idx)
+		return;
+	/* A second, identical store whose every tenth data block is damaged. */
+	pathf(bad, "%s/bad-mirror", root);
+	make_opts(&mo, image, NULL);
+	mo.store = bad;
+	check(hc_make(&mo, &st) == 0, "mirrors: make the second store");
+	for (uint64_t b = 0; b < idx->block_count; b += 10) {
+		FILE *f;
+
+		if (!sole_block(idx, b))
+			continue;
+		hc_block_path(idx->entries[b].hash, rel);
+		pathf(path, "%s/%s", bad, rel);
+		if ((f = fopen(path, "r+b"))) {
+			fseek(f, 7, SEEK_SET);
+			fputc('X', f);
+			fclose(f);
+			damaged++;
+		}
+	}
+	check(damaged > 10, "mirrors: damaged %u blocks", damaged);
+	hc_dev_opts_default(&o);
+	fetch_opts(&o.fetch);
+	o.workers = 2;
+	o.readahead = 0;
+
+	quiet(1);
+	snprintf(list, sizeof(list), "file://%s,%s", bad, url);
+	d = open_opts(list, "img", &o, NULL);
+	if (d) {
+		r = read_all(d, IMAGE_SIZE, sum);
+		check(r == 0 && !memcmp(sum, sha1, HC_SHA256_LEN), "mirrors: damaged first: %d", r);
+		check(stat_of(d, "mirror.0.bad") >= 1, "mirrors: no bad block counted");
+		check(stats_has(d, "mirror.0.state distrusted\n"), "mirrors: damaged one trusted");
+		check(stat_of(d, "read_errors") == 0, "mirrors: read errors");
+		hc_dev_close(d);
+	}
+	snprintf(list, sizeof(list), "http://127.0.0.1:1,file://%s/none,%s", root, url);
+	d = open_opts(list, "img", &o, NULL);
+	if (d) {
+		r = read_all(d, IMAGE_SIZE, sum);
+		check(r == 0 && !memcmp(sum, sha1, HC_SHA256_LEN), "mirrors: dead first: %d", r);
+		check(stat_of(d, "fetch_failovers") >= 2, "mirrors: %llu failovers",
+		      (unsigned long long)stat_of(d, "fetch_failovers"));
+		check(stats_has(d, "mirror.0.state down\n"), "mirrors: refusing one not down");
+		check(stat_of(d, "mirror.2.fetched") >= idx->block_count / 2,
+		      "mirrors: the good one fetched %llu",
+		      (unsigned long long)stat_of(d, "mirror.2.fetched"));
+		hc_dev_close(d);
+	}
+	/* Every mirror dead: EIO, and the log names them all failing. */
+	snprintf(list, sizeof(list), "http://127.0.0.1:1,file://%s/none", root);
+	d = open_opts(url, "img", &o, NULL);
+	if (d) {
+		hc_dev_close(d);
+		d = NULL;
+	}
+	{
+		struct hc_fetch_opts fo;
+		struct hc_load_opts lo = { .urls = url, .name = "img", .fetch = &fo };
+		hc_index *i2 = NULL;
+		char why[256];
+		uint8_t buf[100];
+
+		fetch_opts(&fo);
+		if (hc_index_load(&lo, &i2, why, sizeof(why)) == 0 &&
+		    hc_dev_open(list, i2, NULL, &o, &d) == 0) {
+			check(hc_dev_read(d, buf, sizeof(buf), 5 * BS) == -EIO,
+			      "mirrors: all dead, read did not fail");
+			hc_dev_close(d);
+		}
+	}
+	quiet(0);
+	hc_index_free(idx);
+}
+
+/* Download-ahead of a profile, then of everything ("fill"); a trace
+ * records first reads in order. */
+static void test_prefetch(void)
+{
+	static const uint32_t profile[] = { 300, 5, 100, 7, 5, 15, 16, 17, 99999, 250 };
+	char tpath[PATH_MAX];
+	struct hc_make_opts mo;
+	struct hc_make_stats st;
+	struct hc_dev_opts o;
+	uint8_t sum[HC_SHA256_LEN];
+	uint64_t fetched;
+	uint8_t *text;
+	size_t len, n = 0, line = 0;
+	uint32_t *got = NULL;
+	hc_dev *d;
+	int fd;
+
+	make_opts(&mo, image, NULL);
+	mo.name = "pf";
+	mo.profile = profile;
+	mo.nprofile = sizeof(profile) / sizeof(profile[0]);
+	check(hc_make(&mo, &st) == 0, "prefetch: make with a profile");
+	hc_dev_opts_default(&o);
+	fetch_opts(&o.fetch);
+	o.workers = 2;
+	o.readahead = 0;
+	/* Profile: blocks 300 5 100 7 15 16 17 250 (99999 is past the end,
+	 * 5 repeats); all hold data here. */
+	d = open_opts(url, "pf", &o, NULL);
+	if (d) {
+		for (int i = 0; i < 500 && stat_of(d, "prefetch_left") != 0; i++)
+			usleep(10000);
+		check(stat_of(d, "prefetch_planned") == 8, "prefetch: planned %llu",
+		      (unsigned long long)stat_of(d, "prefetch_planned"));
+		check(stat_of(d, "prefetch_blocks") == 8, "prefetch: fetched %llu",
+		      (unsigned long long)stat_of(d, "prefetch_blocks"));
+		fetched = stat_of(d, "fetched_blocks");
+		read_check(d, img1, IMAGE_SIZE, 300 * BS, BS, "prefetch: block 300");
+		read_check(d, img1, IMAGE_SIZE, 15 * BS, 3 * BS, "prefetch: blocks 15-17");
+		check(stat_of(d, "fetched_blocks") == fetched,
+		      "prefetch: prefetched blocks fetched again");
+		check(stat_of(d, "prefetch_hits") == 4, "prefetch: %llu hits",
+		      (unsigned long long)stat_of(d, "prefetch_hits"));
+		hc_dev_close(d);
+	}
+	o.prefetch = HC_PREFETCH_FILL;
+	pathf(tpath, "%s/trace", root);
+	fd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	o.trace_fd = fd;
+	d = open_opts(url, "pf", &o, NULL);
+	if (d) {
+		for (int i = 0; i < 1000 && stat_of(d, "prefetch_left") != 0; i++)
+			usleep(10000);
+		check(stat_of(d, "prefetch_left") == 0, "fill: %llu blocks left",
+		      (unsigned long long)stat_of(d, "prefetch_left"));
+		fetched = stat_of(d, "fetched_blocks");
+		read_check(d, img1, IMAGE_SIZE, 7 * BS + 5, 10, "trace: block 7");
+		read_check(d, img1, IMAGE_SIZE, 3 * BS, 10, "trace: block 3");
+		read_check(d, img1, IMAGE_SIZE, 7 * BS, 10, "trace: block 7 again");
+		read_check(d, img1, IMAGE_SIZE, 20 * BS + 1, 2 * BS, "trace: blocks 20-22");
+		check(read_all(d, IMAGE_SIZE, sum) == 0 && !memcmp(sum, sha1, sizeof(sum)),
+		      "fill: whole image");
+		check(stat_of(d, "fetched_blocks") == fetched, "fill: %llu blocks fetched after it",
+		      (unsigned long long)(stat_of(d, "fetched_blocks") - fetched));
+		hc_dev_close(d);
+	}
+	close(fd);
+	text = slurp(tpath, &len);
+	check(text && hc_profile_parse((const char *)text, len, &got, &n, &line) == 0 &&
+		  n == NBLOCKS && got[0] == 7 && got[1] == 3 && got[2] == 20 && got[3] == 21 &&
+		  got[4] == 22 && got[5] == 0,
+	      "trace: %zu entries, starting %u %u %u %u %u %u", n, n > 0 ? got[0] : 0,
+	      n > 1 ? got[1] : 0, n > 2 ? got[2] : 0, n > 3 ? got[3] : 0, n > 4 ? got[4] : 0,
+	      n > 5 ? got[5] : 0);
+	free(text);
+	free(got);
+	check(hc_profile_parse("1\n# x\n 2 # y\n\n", 14, &got, &n, &line) == 0 && n == 2 &&
+		  got[1] == 2,
+	      "profile: comments and blanks");
+	free(got);
+	check(hc_profile_parse("1\nx\n", 4, &got, &n, &line) == -EINVAL && line == 2,
+	      "profile: bad line 2 not reported");
+	check(hc_profile_parse("4294967296\n", 11, &got, &n, &line) == -EINVAL,
+	      "profile: number past 32 bits accepted");
+}
+
 /* Bad arguments are refused before anything is written. */
 static void test_make_errors(void)
 {
@@ -678,6 +898,8 @@ int main(void)
 			test_reads(d);
 			hc_dev_close(d);
 		}
+		test_mirrors();
+		test_prefetch();
 		test_faults();
 		test_diskcache();
 		test_rebuild();
