@@ -236,6 +236,17 @@ static void keep_file(struct hc_dev *d, struct pending *p, const uint8_t *data)
 	}
 }
 
+/* A block the download-ahead fetched is read for the first time. */
+static void count_hit(struct hc_dev *d, uint64_t b)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->pf_got[b] == 1) {
+		d->pf_got[b] = 2;
+		d->pf_hits++;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 {
 	const struct hc_entry *e = &d->idx->entries[p->block];
@@ -245,17 +256,13 @@ static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 
 	if (p->job == JOB_LOAD) {
 		if (d->zc && (z = hc_memcache_get(d->zc, p->block))) {
-			pthread_mutex_lock(&d->lock);
-			d->pf_hits++;
-			pthread_mutex_unlock(&d->lock);
+			count_hit(d, p->block);
 			finish_with_data(d, cc, p, z->data);
 			hc_memcache_release(d->zc, z);
 			return;
 		}
 		if (d->dc && hc_diskcache_get(d->dc, e->hash, e->size, &data) == 0) {
-			pthread_mutex_lock(&d->lock);
-			d->pf_hits += d->pf_got[p->block];
-			pthread_mutex_unlock(&d->lock);
+			count_hit(d, p->block);
 			finish_with_data(d, cc, p, data);
 			free(data);
 			return;

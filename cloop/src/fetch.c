@@ -63,6 +63,9 @@ struct hc_fetcher {
 	unsigned nm;
 	struct hc_fetch_opts o;
 	unsigned bg_active;
+	/* bg_rate's token bucket: bytes background transfers may still
+	 * start (negative: in debt), as of bg_at. */
+	double bg_tokens, bg_at;
 	double next_probe;
 	CURLM *multi;
 	pthread_t thread;
@@ -279,7 +282,6 @@ static int start_one(hc_fetcher *f, hc_fetch_req *r, double now)
 {
 	char rel[HC_BLOCK_PATH_LEN];
 	struct xfer *x = f->free_xfers;
-	curl_off_t cap = 0;
 	char *url;
 
 	/* Allocated only now: a download-ahead may queue thousands. */
@@ -292,8 +294,7 @@ static int start_one(hc_fetcher *f, hc_fetch_req *r, double now)
 	x->background = !r->urgent;
 	if (x->background) {
 		f->bg_active++;
-		if (f->o.bg_rate)
-			cap = (curl_off_t)(f->o.bg_rate / bg_limit(f));
+		f->bg_tokens -= r->size;
 	}
 	r->got = 0;
 	r->overflow = 0;
@@ -309,12 +310,28 @@ static int start_one(hc_fetcher *f, hc_fetch_req *r, double now)
 	curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, &x->stall);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->size);
-	curl_easy_setopt(x->easy, CURLOPT_MAX_RECV_SPEED_LARGE, cap);
 	curl_multi_add_handle(f->multi, x->easy);
 	return 0;
 }
 
 static void complete(hc_fetcher *f, hc_fetch_req *r, int err);
+
+/* With the lock held: whether bg_rate lets another background transfer
+ * start now. A transfer is charged whole when it starts: a block file
+ * arrives in a few reads, too fast for a per-transfer speed limit. */
+static int bg_may_start(hc_fetcher *f, double now)
+{
+	double burst;
+
+	if (!f->o.bg_rate)
+		return 1;
+	burst = (double)f->o.bg_rate / 4;
+	f->bg_tokens += (double)f->o.bg_rate * (now - f->bg_at);
+	if (f->bg_tokens > burst)
+		f->bg_tokens = burst;
+	f->bg_at = now;
+	return f->bg_tokens >= 0;
+}
 
 /* Runs with the lock held: moves due retries back and fills free slots,
  * urgent first; background fetches only up to their share. */
@@ -333,7 +350,7 @@ static void refill(hc_fetcher *f, double now)
 	while (f->free_xfers) {
 		struct queue *q = &f->q[Q_URGENT];
 
-		if (!q->head && f->bg_active < bg_limit(f))
+		if (!q->head && f->bg_active < bg_limit(f) && bg_may_start(f, now))
 			q = &f->q[Q_BACKGROUND];
 		r = q->head;
 		if (!r)
@@ -486,6 +503,10 @@ static long poll_timeout_ms(hc_fetcher *f, double now)
 	for (hc_fetch_req *r = f->q[Q_RETRY].head; r; r = r->next)
 		if (r->not_before - now < t)
 			t = r->not_before - now;
+	/* Background work waiting for the rate's tokens. */
+	if (f->q[Q_BACKGROUND].head && f->o.bg_rate && f->bg_tokens < 0 &&
+	    -f->bg_tokens / (double)f->o.bg_rate < t)
+		t = -f->bg_tokens / (double)f->o.bg_rate;
 	return t <= 0 ? 0 : (long)(t * 1000) + 1;
 }
 
@@ -557,7 +578,8 @@ hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 	}
 	hc_urls_free(v, n);
 	f->nm = f->m ? (unsigned)n : 0;
-	f->next_probe = hc_now() + f->o.probe_interval;
+	f->next_probe = f->bg_at = hc_now();
+	f->next_probe += f->o.probe_interval;
 	f->multi = curl_multi_init();
 	f->xfers = calloc(f->o.connections, sizeof(*f->xfers));
 	if (!f->m || !f->multi || !f->xfers)
