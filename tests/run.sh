@@ -9,7 +9,7 @@ cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-static
-	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver iso-boot iso-size)
+	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver run-noninteractive iso-boot iso-size)
 
 t_lint() {
 	local sh
