@@ -49,8 +49,12 @@ inputs are unchanged, and restored from the machine-wide cache
   iso            the hybrid BIOS/UEFI ISO: out/streamcd.iso
   run            serve out/store on 127.0.0.1 and boot the ISO in QEMU with
                  the serial console on this terminal (Ctrl-A x quits). With
-                 no terminal, QEMU talks on stdin/stdout for scripts and is
-                 stopped after STREAMCD_RUN_TIMEOUT s (1800). Also:
+                 no terminal (CI, </dev/null, piped output) the console goes
+                 to stdout and the run ends by itself: exit 0 at "streamcd:
+                 dom0 ready", exit 1 at "streamcd: FAILED" or after
+                 STREAMCD_RUN_TIMEOUT s (1800); STREAMCD_RUN_UNTIL=exit
+                 instead runs until QEMU exits, the console on stdin/stdout
+                 untouched, for scripts that drive it. Also:
                  STREAMCD_FIRMWARE=bios|uefi, STREAMCD_MEDIA=cdrom|disk
                  (disk: as if written to a USB stick), STREAMCD_MEM (MiB)
   serve          serve out/store on the LAN (STREAMCD_PORT, default 8080)

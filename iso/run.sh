@@ -2,12 +2,28 @@
 # Stages "run" (boot out/streamcd.iso in QEMU with out/store served on
 # 127.0.0.1) and "serve" (serve out/store to real machines on the LAN).
 # Sourced by build.sh, which provides log, die, install_missing, TOP and OUT.
+#
+# How a run ends: on a terminal, when the person quits QEMU (Ctrl-A x).
+# Without one (CI, </dev/null, piped output) the console is watched and the
+# run ends at dom0's "streamcd: dom0 ready" (exit 0), at the initrd's
+# "streamcd: FAILED" (exit 1) or after STREAMCD_RUN_TIMEOUT s (exit 1).
+# STREAMCD_RUN_UNTIL=exit instead passes the console through untouched until
+# QEMU exits, for scripts that drive it on stdin (tests/boot.py logs in
+# after "dom0 ready"); STREAMCD_RUN_TIMEOUT bounds that too.
 
 RUN_PACKAGES=(qemu-system-x86 nginx-light busybox ovmf)
 
 # What QEMU's user network answers to the guest for the store (the initrd's
 # baked-in default mirror, see initrd/initrd.sh).
 RUN_GUEST_STORE=10.0.2.100
+
+# The console lines that end a watched run: dom0's rc script
+# (guests/linux/rootfs/overlay/usr/local/sbin/streamcd-ready) and the
+# initrd's rescue() (initrd/init).
+RUN_READY='streamcd: dom0 ready'
+RUN_FAILED='streamcd: FAILED'
+# How many console lines a failed run shows.
+RUN_TAIL=15
 
 # run_free_port: a TCP port on 127.0.0.1 nobody listens on.
 run_free_port() {
@@ -64,10 +80,12 @@ run_wait_port() {
 	die "run: the store server on port $1 did not come up"
 }
 
-# run_qemu_args PORT: QEMU's command line for the boot. The guest's network
-# is QEMU's user network restricted to one forwarded address: the store.
+# run_qemu_args PORT SERIAL: QEMU's command line for the boot, the serial
+# port on SERIAL (stdio, or mon:stdio for a person: Ctrl-A x quits QEMU).
+# The guest's network is QEMU's user network restricted to one forwarded
+# address: the store.
 run_qemu_args() {
-	local port=$1 iso=$OUT/streamcd.iso firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
+	local port=$1 serial=$2 iso=$OUT/streamcd.iso firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
 	local args=(-machine q35 -m "${STREAMCD_MEM:-3072}" -smp 2 -no-reboot)
 	if [[ -w /dev/kvm ]]; then
 		args+=(-accel kvm -cpu host)
@@ -96,46 +114,172 @@ run_qemu_args() {
 	# own complaints would otherwise reach the guest as the server's answer.
 	# shellcheck disable=SC2054 # commas inside one QEMU option
 	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
-		-device e1000,netdev=n0 -display none -monitor none)
-	if [[ -t 0 && -t 1 ]]; then
-		# On a terminal Ctrl-A x quits QEMU.
-		args+=(-serial mon:stdio)
-	else
-		args+=(-serial stdio)
-	fi
+		-device e1000,netdev=n0 -display none -monitor none -serial "$serial")
 	printf '%s\n' "${args[@]}"
 }
 
+# run_stop: QEMU, with the nc processes its guestfwd started (its process
+# group), and the store server, whichever run; returns once they are gone.
+# Also the EXIT trap of the run and serve stages.
+run_stop() {
+	local _
+	if [[ -n ${RUN_QEMU_PID:-} ]]; then
+		{
+			kill -TERM -- "-$RUN_QEMU_PID"
+			wait "$RUN_QEMU_PID"
+		} 2>/dev/null || true
+		# The nc processes are QEMU's children, not ours: no wait for them.
+		for _ in $(seq 50); do
+			kill -0 -- "-$RUN_QEMU_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$RUN_QEMU_PID" 2>/dev/null || true
+		RUN_QEMU_PID=
+	fi
+	if [[ -n ${RUN_HTTPD_PID:-} ]]; then
+		# nginx's master stops its workers before it exits.
+		{
+			kill -TERM "$RUN_HTTPD_PID"
+			wait "$RUN_HTTPD_PID"
+		} 2>/dev/null || true
+		RUN_HTTPD_PID=
+	fi
+}
+
+# run_until_exit TIMEOUT ARGS...: QEMU with this shell's stdin and stdout,
+# untouched, until it exits; stopped after TIMEOUT s.
+#
+# Here and in run_watched QEMU runs in a process group of its own, so that
+# run_stop ends the nc processes guestfwd starts with it (and a Ctrl-C
+# reaches this shell, which stops everything, not QEMU alone). setsid execs
+# QEMU (a background child is no group leader), so RUN_QEMU_PID is QEMU's
+# pid and its group's.
+run_until_exit() {
+	local timeout=$1 timer ended rc=0
+	shift
+	setsid qemu-system-x86_64 "$@" <&0 &
+	RUN_QEMU_PID=$!
+	sleep "$timeout" &
+	timer=$!
+	wait -n -p ended "$RUN_QEMU_PID" "$timer" || rc=$?
+	{
+		kill "$timer"
+		wait "$timer"
+	} 2>/dev/null || true
+	if [[ $ended == "$timer" ]]; then
+		run_stop
+		die "run: stopped QEMU after STREAMCD_RUN_TIMEOUT=$timeout s"
+	fi
+	((rc == 0)) || die "run: QEMU exited with status $rc"
+}
+
+# run_console_tail LINE...: the lines for a person, without carriage
+# returns and terminal escapes.
+run_console_tail() {
+	printf '    %s\n' "$@" | sed -E $'s/\r//g; s/\x1b(\\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[78=>cDEHM])//g'
+}
+
+# run_watched TIMEOUT ARGS...: QEMU's console on stdout, watched for the
+# lines that end the run (see the top of this file). Lines are acted on
+# once complete; a partial one (a prompt) is shown as soon as it comes.
+run_watched() {
+	local timeout=$1 fifo=$OUT/log/run-console.fifo qlog=$OUT/log/run-qemu.log
+	local start=$SECONDS part line="" last=() con rc
+	shift
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	# QEMU's stderr goes to a file: its "terminating on signal" at the end
+	# of every run is no news; the file's tail is shown when QEMU fails.
+	# The child opens the FIFO: opening one waits for the other end.
+	setsid qemu-system-x86_64 "$@" </dev/null >"$fifo" 2>"$qlog" &
+	RUN_QEMU_PID=$!
+	exec {con}<"$fifo"
+	rm -f "$fifo"
+	while :; do
+		if IFS= read -r -t 1 -u "$con" part; then
+			printf '%s\n' "$part"
+			line+=$part
+			last+=("$line")
+			((${#last[@]} <= RUN_TAIL)) || last=("${last[@]:1}")
+			case $line in
+			*"$RUN_READY"*)
+				exec {con}<&-
+				run_stop
+				log "run: dom0 ready $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
+				return 0
+				;;
+			*"$RUN_FAILED"*)
+				exec {con}<&-
+				run_stop
+				die "run: the boot failed $((SECONDS - start)) s after QEMU started: ${line//$'\r'/}"
+				;;
+			esac
+			line=
+		else
+			rc=$?
+			printf '%s' "$part"
+			line+=$part
+			((rc > 128)) || break
+		fi
+		if ((SECONDS - start >= timeout)); then
+			exec {con}<&-
+			run_stop
+			[[ -z $line ]] || last+=("$line")
+			die "run: no '$RUN_READY' within STREAMCD_RUN_TIMEOUT=$timeout s; QEMU and the store server stopped; the last console lines:"$'\n'"$(run_console_tail "${last[@]}")"
+		fi
+	done
+	# The end of the console: QEMU exited on its own.
+	exec {con}<&-
+	rc=0
+	wait "$RUN_QEMU_PID" || rc=$?
+	run_stop
+	[[ -z $line ]] || last+=("$line")
+	die "run: QEMU exited (status $rc) $((SECONDS - start)) s after it started, before '$RUN_READY'; the last console lines:"$'\n'"$(run_console_tail "${last[@]}")"$'\n'"QEMU's messages ($qlog):"$'\n'"$(tail -n 5 "$qlog")"
+}
+
 stage_run() {
-	local port httpd_pid qemu_args rc=0
+	local port argv qemu_args rc=0 serial=stdio
+	local until=${STREAMCD_RUN_UNTIL:-ready} timeout=${STREAMCD_RUN_TIMEOUT:-1800}
 	install_missing run "${RUN_PACKAGES[@]}"
 	[[ -f $OUT/streamcd.iso ]] || die "run: no $OUT/streamcd.iso; run ./build.sh iso first"
+	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "run: STREAMCD_RUN_TIMEOUT=$timeout: give a number of seconds"
+	case $until in
+	ready | exit) ;;
+	*) die "run: STREAMCD_RUN_UNTIL=$until: ready or exit" ;;
+	esac
+	# Decided here, not in run_qemu_args: its output is a pipe.
+	[[ -t 0 && -t 1 ]] && serial=mon:stdio
 	mkdir -p "$OUT/log"
 	port=${STREAMCD_PORT:-$(run_free_port)}
+	RUN_QEMU_PID="" RUN_HTTPD_PID=""
+	trap run_stop EXIT
+	# exit runs the EXIT trap; 128+signal is the conventional status.
+	trap 'log "run: interrupted"; exit 130' INT
+	trap 'log "run: terminated"; exit 143' TERM
 	if [[ ${STREAMCD_RUN_SERVER:-1} == 0 ]]; then
 		# For the test of a boot whose store is unreachable.
 		log "run: STREAMCD_RUN_SERVER=0: no store server (port $port stays closed)"
-		httpd_pid=
 	else
 		run_httpd 127.0.0.1 "$port" run
-		httpd_pid=$RUN_HTTPD_PID
-		# shellcheck disable=SC2064 # this run's pid
-		trap "kill $httpd_pid 2>/dev/null || true" EXIT
 		run_wait_port "$port"
 	fi
-	mapfile -t qemu_args < <(run_qemu_args "$port")
+	# Not mapfile from a process substitution: a die there would only end
+	# the substitution.
+	argv=$(run_qemu_args "$port" "$serial") || exit 1
+	mapfile -t qemu_args <<<"$argv"
 	log "run: store $OUT/store on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $OUT/streamcd.iso (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
-	[[ ! -t 1 ]] || log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
-	if [[ -t 0 ]]; then
+	if [[ $serial == mon:stdio ]]; then
+		log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
 		qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
+		((rc == 0)) || die "run: QEMU exited with status $rc"
+	elif [[ $until == exit ]]; then
+		run_until_exit "$timeout" "${qemu_args[@]}"
 	else
-		# Driven by a script (or by nobody: stdin at its end): bounded.
-		timeout "${STREAMCD_RUN_TIMEOUT:-1800}" qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
+		log "run: no terminal: the run ends at '$RUN_READY' or '$RUN_FAILED' on the console, or after STREAMCD_RUN_TIMEOUT=$timeout s"
+		run_watched "$timeout" "${qemu_args[@]}"
 	fi
-	[[ -z $httpd_pid ]] || kill "$httpd_pid" 2>/dev/null || true
-	trap - EXIT
-	((rc != 124)) || die "run: stopped QEMU after STREAMCD_RUN_TIMEOUT=${STREAMCD_RUN_TIMEOUT:-1800} s"
-	((rc == 0)) || die "run: QEMU exited with status $rc"
+	run_stop
+	trap - EXIT INT TERM
 }
 
 stage_serve() {
@@ -144,8 +288,7 @@ stage_serve() {
 	mkdir -p "$OUT/log"
 	run_httpd 0.0.0.0 "$port" serve
 	httpd_pid=$RUN_HTTPD_PID
-	# shellcheck disable=SC2064 # this run's pid
-	trap "kill $httpd_pid 2>/dev/null || true" EXIT
+	trap run_stop EXIT
 	# Ctrl-C is how serving ends: not an error.
 	trap 'log "serve: stopped"; exit 0' INT TERM
 	run_wait_port "$port"

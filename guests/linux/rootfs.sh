@@ -110,8 +110,12 @@ rootfs_mkfs() {
 	squashfs | squashfs-xz)
 		local comp=zstd
 		[[ $fs == squashfs-xz ]] && comp=xz
+		# -no-xattrs: the kernel has no SQUASHFS_XATTR (it would log an
+		# error at each mount), and nothing in dom0 needs one: the only
+		# xattr is the file capability of GStreamer's gst-ptp-helper, and
+		# everything in dom0 runs as root.
 		mksquashfs "$tree" "$img" -noappend -quiet -no-progress -comp "$comp" \
-			-mkfs-time "$epoch" -all-time "$epoch"
+			-no-xattrs -mkfs-time "$epoch" -all-time "$epoch"
 		;;
 	erofs | erofs-lz4hc)
 		local z=()
