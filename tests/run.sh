@@ -8,7 +8,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
-	hcloop-faults-san hcloop-offline-san hcloop-static
+	hcloop-faults-san hcloop-offline-san hcloop-fuzz hcloop-static
 	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver iso-boot iso-size)
 
 t_lint() {
@@ -17,7 +17,7 @@ t_lint() {
 	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
 		shellcheck -s sh initrd/init initrd/udhcpc.script &&
 		python3 -m py_compile tests/*.py &&
-		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c
+		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch]
 }
 t_unit() { make -s -C cloop check; }
 t_unit-san() { make -s -C cloop SAN=1 check; }
