@@ -11,7 +11,11 @@
  *     length and nothing else (FORMAT.md), and then the same bytes.
  *   byte 0 >= 0x80: round trip. Codec 1 + byte0 % 3, level from byte 1:
  *     the payload is encoded, must come out raw or smaller, must decode
- *     to itself, and must not decode to one byte more or less.
+ *     to itself, and must not decode to one byte more or less. Then the
+ *     encoded block, damaged as byte 2 says (byte 3 says where or how
+ *     much), goes through the decode check above: valid streams cut short,
+ *     with bytes after them or with a flipped bit, which mutating a stream
+ *     blindly rarely makes (libzstd and zlib give no coverage feedback).
  * One codec context serves every input, as one serves a worker thread's
  * many blocks in hcloop.
  */
@@ -93,7 +97,34 @@ static void check_decode(unsigned codec, const uint8_t *in, size_t inlen, size_t
 	ASAN_UNPOISON_MEMORY_REGION(out, MAX_LEN);
 }
 
-static void check_round_trip(unsigned codec, int level, const uint8_t *in, size_t len)
+static void check_damaged(unsigned codec, const uint8_t *enc, size_t elen, size_t len, uint8_t kind,
+			  uint8_t arg)
+{
+	uint8_t *d = xmalloc(2 * elen);
+	size_t dlen = elen;
+
+	memcpy(d, enc, elen);
+	switch (kind % 4) {
+	case 0:
+		break;
+	case 1: /* cut short */
+		dlen = elen ? elen - 1 - arg % elen : 0;
+		break;
+	case 2: /* bytes after it: its own start, the whole of it once arg >= elen */
+		dlen = elen + (arg < elen ? arg : elen);
+		memcpy(d + elen, enc, dlen - elen);
+		break;
+	case 3: /* one bit flipped */
+		if (elen)
+			d[(size_t)arg * 7919 % elen] ^= (uint8_t)(1u << (arg % 8));
+		break;
+	}
+	check_decode(codec, d, dlen, len);
+	free(d);
+}
+
+static void check_round_trip(unsigned codec, int level, const uint8_t *in, size_t len,
+			     uint8_t damage, uint8_t arg)
 {
 	size_t cap = hc_codec_bound(len), elen = 0, small_len = 0;
 	uint8_t *enc = xmalloc(cap), *out = xmalloc(len + 1), *small;
@@ -124,6 +155,8 @@ static void check_round_trip(unsigned codec, int level, const uint8_t *in, size_
 			    small_len);
 		free(small);
 	}
+	if (len <= MAX_LEN)
+		check_damaged(got, enc, elen, len, damage, arg);
 	free(out);
 	free(enc);
 }
@@ -148,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsigned codec = HC_CODEC_RAW + data[0] % 3u;
 		int level = codec == HC_CODEC_ZLIB ? data[1] % 11 - 1 : data[1] % 23 - 3;
 
-		check_round_trip(codec, level, data + HDR, size - HDR);
+		check_round_trip(codec, level, data + HDR, size - HDR, data[2], data[3]);
 	}
 	return 0;
 }

@@ -61,11 +61,11 @@ run() {
 		return 1
 	fi
 	[[ -n $last ]] || { echo "fuzz_$t: no statistics in its log" >&2; cat "$log" >&2; return 1; }
-	# "#RUNS ... cov: C ft: F ... exec/s: E" (exec/s is missing when a
-	# run is too short for libFuzzer to work it out).
-	awk -v t="$t" -v s="$seconds" -v b="$before" -v a="$after" '{
+	# "#RUNS ... cov: C ft: F ..."; with -fork, libFuzzer puts its
+	# feature count in both.
+	awk -v t="$t" -v s="$seconds" -v b="$before" -v a="$after" -v fork=$((jobs > 1)) '{
 		for (i = 1; i < NF; i++) {
-			if ($i == "cov:") cov = $(i + 1)
+			if ($i == "cov:") cov = fork ? "-" : $(i + 1)
 			if ($i == "ft:") ft = $(i + 1)
 		}
 		runs = substr($1, 2)
