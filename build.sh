@@ -6,9 +6,11 @@ set -eu
 TOP=$(cd "$(dirname "$0")" && pwd)
 OUT=${STREAMCD_OUT:-$TOP/out}
 
-# Debian 12 packages the pipeline and the tests use.
+# Debian 12 packages the pipeline and the tests use (libclang-rt-14-dev:
+# clang's libFuzzer and sanitizer runtimes, only recommended by clang-14,
+# for cloop/fuzz/).
 PACKAGES=(
-	build-essential pkg-config clang clang-format shellcheck
+	build-essential pkg-config clang libclang-rt-14-dev clang-format shellcheck
 	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
 	qemu-system-x86 ovmf cpio xz-utils

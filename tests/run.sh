@@ -19,7 +19,7 @@ t_lint() {
 	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
 		shellcheck -s sh initrd/init initrd/udhcpc.script &&
 		python3 -m py_compile tests/*.py &&
-		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c tests/delayproxy.c
+		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c
 }
 t_unit() { make -s -C cloop check; }
 t_unit-san() { make -s -C cloop SAN=1 check; }

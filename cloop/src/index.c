@@ -316,20 +316,29 @@ int hc_codec_from_name(const char *s)
 
 int hc_latest_parse(const char *buf, size_t len, struct hc_latest *ret)
 {
-	char line[HC_NAME_MAX + 100], ver[HC_NAME_MAX + 1], hex[2 * HC_SHA256_LEN + 2];
-	unsigned long long serial;
-	int vend = -1, end = -1;
+	char line[HC_NAME_MAX + 100], ver[HC_NAME_MAX + 1], *num, *hex;
+	uint64_t serial;
+	int vend = -1;
 
 	if (len == 0 || len >= sizeof(line) || buf[len - 1] != '\n')
 		return -EBADMSG;
 	memcpy(line, buf, len);
-	line[len] = '\0';
-	/* Exactly "VERSION SERIAL DIGEST\n": a version too long for ver must
-	 * not be cut (its rest read as the serial), a serial starts with a
-	 * digit, and nothing follows the digest. */
-	if (sscanf(line, "%128s%n %llu %65s%n", ver, &vend, &serial, hex, &end) != 3 ||
-	    (size_t)vend != strlen(ver) || line[vend] != ' ' || line[vend + 1] < '0' ||
-	    line[vend + 1] > '9' || (size_t)end != len - 1 || !hc_name_valid(ver) ||
+	line[len - 1] = '\0';
+	/* Exactly "VERSION SERIAL DIGEST\n", no NUL: a version too long for
+	 * ver must not be cut (its rest read as the serial). SERIAL and
+	 * DIGEST are cut at the one space between them, not read with
+	 * sscanf, whose " " takes no space or a run of any white space (a
+	 * digest straight after the serial, or on a line of its own) and
+	 * whose %llu takes a serial beyond 64 bits as the largest one. */
+	if (strlen(line) != len - 1 || sscanf(line, "%128s%n", ver, &vend) != 1 ||
+	    (size_t)vend != strlen(ver) || line[vend] != ' ' || !hc_name_valid(ver))
+		return -EBADMSG;
+	num = line + vend + 1;
+	hex = strchr(num, ' ');
+	if (!hex)
+		return -EBADMSG;
+	*hex++ = '\0';
+	if (hc_parse_uint(num, UINT64_MAX, &serial) < 0 ||
 	    hc_unhex(hex, ret->digest, HC_SHA256_LEN) < 0)
 		return -EBADMSG;
 	strcpy(ret->version, ver);

@@ -928,6 +928,24 @@ static void test_latest(void)
 	latest_refused(buf, "space before the newline");
 	snprintf(buf, sizeof(buf), "v1 1 %s\nv2 2 %s\n", hex, hex);
 	latest_refused(buf, "two lines");
+	/* Found by fuzz/fuzz_index: sscanf's " " matched none or any run of
+	 * white space between serial and digest, and %llu saturated. */
+	snprintf(big, sizeof(big), "v1 7f%s\n", hex + 1);
+	latest_refused(big, "digest straight after the serial");
+	snprintf(buf, sizeof(buf), "v1 1  %s\n", hex);
+	latest_refused(buf, "two spaces before the digest");
+	snprintf(buf, sizeof(buf), "v1 1\t%s\n", hex);
+	latest_refused(buf, "tab before the digest");
+	snprintf(buf, sizeof(buf), "v1 1\n%s\n", hex);
+	latest_refused(buf, "digest on a line of its own");
+	snprintf(buf, sizeof(buf), "v1 18446744073709551616 %s\n", hex);
+	latest_refused(buf, "serial of 2^64");
+	n = snprintf(buf, sizeof(buf), "v1 1 %s", hex);
+	memcpy(buf + n, "\0\n", 2);
+	check(hc_latest_parse(buf, (size_t)n + 2, &back) == -EBADMSG, "latest: NUL accepted");
+	snprintf(buf, sizeof(buf), "v1 0018446744073709551615 %s\n", hex);
+	check(hc_latest_parse(buf, strlen(buf), &back) == 0 && back.serial == UINT64_MAX,
+	      "latest: largest serial with leading zeros refused");
 	/* A version one character too long must not be cut to 128: here the
 	 * 129th character is a digit that would then read as the serial. */
 	memset(big, 'v', HC_NAME_MAX);
