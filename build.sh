@@ -9,7 +9,7 @@ OUT=${STREAMCD_OUT:-$TOP/out}
 # Debian 12 packages the pipeline and the tests use.
 PACKAGES=(
 	build-essential pkg-config clang clang-format shellcheck
-	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd
+	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd libsodium-dev
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
 	qemu-system-x86 ovmf cpio xz-utils
 )

@@ -8,7 +8,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
-	hcloop-faults-san hcloop-offline-san hcloop-static
+	hcloop-faults-san hcloop-offline-san hcloop-sign hcloop-gc hcloop-static
 	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver iso-boot iso-size)
 
 t_lint() {

@@ -1,4 +1,4 @@
-/* hcloop command line: make, mount, info, verify. */
+/* hcloop command line: make, mount, info, verify, keygen, gc. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "gc.h"
 #include "index.h"
 #include "make.h"
 #include "mount.h"
+#include "sign.h"
 #include "tools.h"
 #include "util.h"
 
@@ -35,6 +37,8 @@ static const char usage[] =
     "      -m, --mirror URL       record a mirror URL in the index (repeatable)\n"
     "          --force            replace an existing version with other contents\n"
     "          --no-latest        do not move the latest pointer\n"
+    "          --sign KEY.sec     sign the index (see keygen); an existing version\n"
+    "                             with the same blocks gets the signature added\n"
     "      -q, --quiet            no progress or summary\n"
     "      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
     "\n"
@@ -54,6 +58,8 @@ static const char usage[] =
     "      -t, --timeout SECONDS  connect / stall timeout per request (10)\n"
     "      -R, --retries N        retries of a failed block fetch (4)\n"
     "          --cacert FILE      CA certificates for https:// (default: the system's)\n"
+    "          --pubkey KEY.pub   accept only an index signed by this key, fetched\n"
+    "                             or cached\n"
     "      -f, --foreground       stay in the foreground\n"
     "          --rootfs           the mount backs the root filesystem: survive\n"
     "                             switch_root and the new init (argv[0] '@')\n"
@@ -61,6 +67,9 @@ static const char usage[] =
     "      -o OPTIONS             extra FUSE mount options\n"
     "          --log FILE         log here once in the background (default: the\n"
     "                             standard error the command started with)\n"
+    "      With --cache-dir, the highest index serial accepted for NAME is kept in\n"
+    "      DIR/seen/NAME: a latest pointer leading to a lower serial is refused (no\n"
+    "      silent downgrade); --version V rolls back to an older version on purpose.\n"
     "\n"
     "  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
     "      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
@@ -70,7 +79,22 @@ static const char usage[] =
     "      Fetch every block of an index, check its SHA-256 name and that it\n"
     "      decodes; exit status 1 if any block is missing or bad.\n"
     "\n"
-    "info and verify also take --cacert FILE and -t SECONDS.\n"
+    "  keygen NAME\n"
+    "      Make an Ed25519 key pair for signed indexes: NAME.sec, the secret key for\n"
+    "      make --sign (mode 0600: keep it private), and NAME.pub for --pubkey.\n"
+    "      Never replaces an existing file.\n"
+    "\n"
+    "  gc [OPTIONS] STORE_DIR --keep N\n"
+    "      For each image in a local store, keep the N newest versions by serial\n"
+    "      and the one latest names; remove the other index files, then the block\n"
+    "      files no kept index uses and stale temporaries (*.tmp.*). Safe while\n"
+    "      clients read and make writes: a block of a kept index is never removed,\n"
+    "      and no file younger than the grace period is.\n"
+    "      -k, --keep N           versions kept per image, at least 1\n"
+    "      -g, --grace SECONDS    age under which files are left (3600)\n"
+    "      -n, --dry-run          only print what would be removed\n"
+    "\n"
+    "info and verify also take --cacert FILE, -t SECONDS and --pubkey KEY.pub.\n"
     "Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -113,6 +137,17 @@ static int uint_arg(const char *s, uint64_t max, unsigned *ret)
 	return 0;
 }
 
+/* --pubkey FILE: 0, or the exit status after saying why. */
+static int pubkey_arg(const char *path, struct hc_pubkey *pk)
+{
+	char why[512];
+
+	if (hc_pubkey_load(path, pk, why, sizeof(why)) == 0)
+		return 0;
+	hc_err("%s", why);
+	return 1;
+}
+
 #ifndef HC_NO_MAKE
 static int cmd_make(int argc, char **argv)
 {
@@ -121,10 +156,13 @@ static int cmd_make(int argc, char **argv)
 		{ "level", 1, NULL, 'l' },	{ "jobs", 1, NULL, 'j' },
 		{ "mirror", 1, NULL, 'm' },	{ "force", 0, NULL, 'F' },
 		{ "no-latest", 0, NULL, 'N' },	{ "quiet", 0, NULL, 'q' },
-		{ "verbose", 0, NULL, 'v' },	{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "sign", 1, NULL, 'K' },	{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	struct hc_make_opts o = { .block_shift = HC_DEFAULT_SHIFT, .codec = HC_CODEC_ZSTD };
+	struct hc_seckey key;
+	const char *keyfile = NULL;
+	char why[512];
 	const char **mirrors = calloc((size_t)argc, sizeof(char *));
 	struct hc_make_stats st;
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -166,6 +204,9 @@ static int cmd_make(int argc, char **argv)
 		case 'N':
 			o.no_latest = 1;
 			break;
+		case 'K':
+			keyfile = optarg;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -189,7 +230,14 @@ static int cmd_make(int argc, char **argv)
 	o.created = (uint64_t)time(NULL);
 	if (sde && hc_parse_uint(sde, UINT64_MAX, &v) == 0)
 		o.created = v;
+	if (keyfile && hc_seckey_load(keyfile, &key, why, sizeof(why)) < 0) {
+		hc_err("%s", why);
+		free(mirrors);
+		return 1;
+	}
+	o.sign_key = keyfile ? &key : NULL;
 	r = hc_make(&o, &st);
+	hc_seckey_wipe(&key);
 	if (r == 0 && !quiet)
 		hc_make_print_summary(&o, &st);
 	free(mirrors);
@@ -199,27 +247,20 @@ static int cmd_make(int argc, char **argv)
 
 static int cmd_mount(int argc, char **argv)
 {
-	enum { O_ROOTFS = 256, O_ALLOW, O_LOG, O_CACERT };
+	enum { O_ROOTFS = 256, O_ALLOW, O_LOG, O_CACERT, O_PUBKEY };
 	static const struct option lo[] = {
-		{ "version", 1, NULL, 'V' },
-		{ "cache-dir", 1, NULL, 'C' },
-		{ "cache-size", 1, NULL, 'S' },
-		{ "mem-cache", 1, NULL, 'M' },
-		{ "readahead", 1, NULL, 'r' },
-		{ "connections", 1, NULL, 'n' },
-		{ "workers", 1, NULL, 'w' },
-		{ "timeout", 1, NULL, 't' },
-		{ "retries", 1, NULL, 'R' },
-		{ "foreground", 0, NULL, 'f' },
-		{ "rootfs", 0, NULL, O_ROOTFS },
-		{ "allow-other", 0, NULL, O_ALLOW },
-		{ "log", 1, NULL, O_LOG },
-		{ "cacert", 1, NULL, O_CACERT },
-		{ "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "version", 1, NULL, 'V' },	 { "cache-dir", 1, NULL, 'C' },
+		{ "cache-size", 1, NULL, 'S' },	 { "mem-cache", 1, NULL, 'M' },
+		{ "readahead", 1, NULL, 'r' },	 { "connections", 1, NULL, 'n' },
+		{ "workers", 1, NULL, 'w' },	 { "timeout", 1, NULL, 't' },
+		{ "retries", 1, NULL, 'R' },	 { "foreground", 0, NULL, 'f' },
+		{ "rootfs", 0, NULL, O_ROOTFS }, { "allow-other", 0, NULL, O_ALLOW },
+		{ "log", 1, NULL, O_LOG },	 { "cacert", 1, NULL, O_CACERT },
+		{ "pubkey", 1, NULL, O_PUBKEY }, { "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },	 { NULL, 0, NULL, 0 },
 	};
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
+	struct hc_pubkey pk;
 	char *url, *end;
 	int c, r;
 
@@ -280,6 +321,11 @@ static int cmd_mount(int argc, char **argv)
 		case O_CACERT:
 			o.dev.fetch.cacert = optarg;
 			break;
+		case O_PUBKEY:
+			if (pubkey_arg(optarg, &pk))
+				return 1;
+			o.pubkey = &pk;
+			break;
 		default:
 			if ((r = common_option(c, "bad option for mount")) >= 0)
 				return r;
@@ -306,9 +352,10 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	static const struct option lo[] = {
 		{ "file", 1, NULL, 'F' },   { "quiet", 0, NULL, 'q' },	{ "timeout", 1, NULL, 't' },
 		{ "blocks", 0, NULL, 'B' }, { "cacert", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },   { NULL, 0, NULL, 0 },
+		{ "help", 0, NULL, 'h' },   { "pubkey", 1, NULL, 'P' }, { NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
+	struct hc_pubkey key, *pk = NULL;
 	const char *file = NULL;
 	char *url = NULL, *end;
 	int c, r, quiet = 0, nargs, blocks = 0;
@@ -329,6 +376,11 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			break;
 		case 'A':
 			fo.cacert = optarg;
+			break;
+		case 'P':
+			if (pubkey_arg(optarg, &key))
+				return 1;
+			pk = &key;
 			break;
 		case 't':
 			fo.timeout = strtod(optarg, &end);
@@ -354,13 +406,95 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	}
 	if (verify)
 		r = hc_verify_main(url, argv[optind + 1], nargs == 3 ? argv[optind + 2] : NULL, &fo,
-				   !quiet && isatty(2));
+				   pk, !quiet && isatty(2));
 	else
 		r = hc_info_main(url, file ? NULL : argv[optind + 1],
-				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, blocks);
+				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, pk,
+				 blocks);
 	free(url);
 	return r;
 }
+
+#ifndef HC_NO_MAKE
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hc_pubkey pk;
+	char why[512];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1)
+		if ((r = common_option(c, "bad option for keygen")) >= 0)
+			return r;
+	if (argc - optind != 1)
+		return usage_error("%s", "keygen needs NAME (writes NAME.sec and NAME.pub)");
+	if (hc_key_generate(argv[optind], &pk, why, sizeof(why)) < 0) {
+		hc_err("%s", why);
+		return 1;
+	}
+	printf("%s.sec: secret key (keep it private; make --sign)\n%s.pub: public key (--pubkey)\n"
+	       "key ID: %s\n",
+	       argv[optind], argv[optind], pk.id);
+	return 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "keep", 1, NULL, 'k' },    { "grace", 1, NULL, 'g' }, { "dry-run", 0, NULL, 'n' },
+		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+	};
+	struct hc_gc_opts o = { .grace = 3600, .report = stdout };
+	struct hc_gc_stats st;
+	const char *verb;
+	char b1[32], b2[32], b3[32];
+	uint64_t v;
+	int c, r, keep = 0;
+
+	while ((c = getopt_long(argc, argv, "k:g:nvh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			if (uint_arg(optarg, 1u << 30, &o.keep) || !o.keep)
+				return usage_error("bad --keep (at least 1): %s", optarg);
+			keep = 1;
+			break;
+		case 'g':
+			if (hc_parse_uint(optarg, 100ull * 365 * 86400, &v) < 0)
+				return usage_error("bad grace period (seconds): %s", optarg);
+			o.grace = (double)v;
+			break;
+		case 'n':
+			o.dry_run = 1;
+			break;
+		default:
+			if ((r = common_option(c, "bad option for gc")) >= 0)
+				return r;
+			break;
+		}
+	}
+	if (argc - optind != 1 || !keep)
+		return usage_error("%s", "gc needs STORE_DIR and --keep N");
+	o.store = argv[optind];
+	r = hc_gc(&o, &st);
+	if (r < 0)
+		return 1;
+	verb = o.dry_run ? "would remove" : "removed";
+	printf("%s: %llu images, kept %llu indexes and %llu blocks; %s %llu indexes (%s), "
+	       "%llu blocks (%s), %llu temporaries (%s); left %llu unused blocks younger than "
+	       "%.0f s\n",
+	       o.store, (unsigned long long)st.images, (unsigned long long)st.indexes_kept,
+	       (unsigned long long)st.blocks_kept, verb, (unsigned long long)st.indexes_removed,
+	       hc_fmt_bytes(st.index_bytes, b1, sizeof(b1)), (unsigned long long)st.blocks_removed,
+	       hc_fmt_bytes(st.block_bytes, b2, sizeof(b2)), (unsigned long long)st.tmp_removed,
+	       hc_fmt_bytes(st.tmp_bytes, b3, sizeof(b3)), (unsigned long long)st.blocks_young,
+	       o.grace);
+	return 0;
+}
+#endif /* HC_NO_MAKE */
 
 int main(int argc, char **argv)
 {
@@ -381,10 +515,15 @@ int main(int argc, char **argv)
 	argv[1] = argv[0];
 	argc--;
 	argv++;
-	if (!strcmp(cmd, "make"))
 #ifndef HC_NO_MAKE
+	if (!strcmp(cmd, "make"))
 		return cmd_make(argc, argv);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
+	if (!strcmp(cmd, "gc"))
+		return cmd_gc(argc, argv);
 #else
+	if (!strcmp(cmd, "make") || !strcmp(cmd, "keygen") || !strcmp(cmd, "gc"))
 		return usage_error("%s: this hcloop is the initrd's reader, it makes no stores",
 				   cmd);
 #endif

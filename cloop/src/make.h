@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hc_seckey;
+
 struct hc_make_opts {
 	const char *image;
 	const char *store;
@@ -20,6 +22,7 @@ struct hc_make_opts {
 	const char *const *mirrors;
 	size_t nmirrors;
 	uint64_t created;
+	const struct hc_seckey *sign_key; /* NULL: unsigned */
 };
 
 struct hc_make_stats {
