@@ -217,15 +217,17 @@ int hc_index_signer(const hc_index *idx, struct hc_pubkey *ret, char *why, size_
 	return 0;
 }
 
+/* Without sodium_init(): libsodium's Ed25519 verification is portable C
+ * with no choice of implementation at run time, while sodium_init() picks
+ * one for every primitive and so links them all in, 150 KB more in the
+ * initrd's static hcloop, which only verifies. */
 int hc_index_verify(const uint8_t *buf, size_t len, const hc_index *idx, const struct hc_pubkey *pk,
 		    char *why, size_t whylen)
 {
 	const struct hc_section *s = hc_index_find_section(idx, HC_SECT_SIGNATURE);
 	struct hc_pubkey signer;
-	int r = sodium_ready(why, whylen);
+	int r = hc_index_signer(idx, &signer, why, whylen);
 
-	if (r == 0)
-		r = hc_index_signer(idx, &signer, why, whylen);
 	if (r == -ENOKEY) {
 		snprintf(why, whylen, "is not signed, but --pubkey asks for a signature by key %s",
 			 pk->id);
