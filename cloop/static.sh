@@ -6,7 +6,8 @@
 # a 6.5 MB budget. Debian ships no musl builds of the libraries, so every
 # one is built here with musl-gcc from Debian's source packages: a lean
 # libcurl (HTTP and file:// only; Debian's brings OpenSSL, Kerberos, LDAP,
-# IDN and more), a smaller libzstd, c-ares, zlib and libfuse3.
+# IDN and more), a smaller libzstd, c-ares, zlib, libfuse3 and libsodium
+# (Ed25519 for signed indexes: mount --pubkey).
 # Sourced by build.sh, which provides log, die, log_run, debian_source,
 # install_missing, ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
 # Outputs: $OUT/hcloop-static/hcloop (stripped), and the libraries it
@@ -18,6 +19,7 @@ HCLOOP_STATIC_ZSTD_VERSION=1.5.4+dfsg2-5
 HCLOOP_STATIC_CARES_VERSION=1.18.1-3
 HCLOOP_STATIC_ZLIB_VERSION=1:1.2.13.dfsg-1
 HCLOOP_STATIC_FUSE_VERSION=3.14.0-4
+HCLOOP_STATIC_SODIUM_VERSION=1.0.18-1+deb12u1
 
 # Every library is built for size and with sections, so that the final
 # --gc-sections link drops what hcloop never calls.
@@ -44,6 +46,13 @@ HCLOOP_STATIC_CARES_FLAGS=(--disable-shared --enable-static --disable-dependency
 # resolves to the default versions as with Debian's own libfuse3.a.
 HCLOOP_STATIC_FUSE_FLAGS=(--default-library=static --buildtype=plain -Dutils=false -Dexamples=false
 	-Dtests=false -Duseroot=false -Dinitscriptdir=)
+
+# libsodium's minimal build: the high-level API only, which keeps
+# crypto_sign (Ed25519); the initrd only verifies signatures. Its orig
+# tarball is a git export without configure: autoreconf as debian/rules
+# (dh --with autoreconf) does.
+HCLOOP_STATIC_SODIUM_FLAGS=(--disable-shared --enable-static --disable-dependency-tracking
+	--enable-minimal)
 
 # Debian's libzstd.a is built for speed (-O3) and with the decoders of
 # pre-1.0 formats, which no hcloop store holds: without them and at -Os
@@ -107,16 +116,19 @@ hcloop_static_libs_hash() {
 	{
 		printf '%s\n' "$HCLOOP_STATIC_CURL_VERSION" "$HCLOOP_STATIC_ZSTD_VERSION" \
 			"$HCLOOP_STATIC_CARES_VERSION" "$HCLOOP_STATIC_ZLIB_VERSION" "$HCLOOP_STATIC_FUSE_VERSION" \
+			"$HCLOOP_STATIC_SODIUM_VERSION" \
 			"$HCLOOP_STATIC_CFLAGS" "${HCLOOP_STATIC_KERNEL_HEADERS[@]}" "${HCLOOP_STATIC_ZSTD_MAKE[@]}" \
-			"${HCLOOP_STATIC_CARES_FLAGS[@]}" "${HCLOOP_STATIC_FUSE_FLAGS[@]}"
+			"${HCLOOP_STATIC_CARES_FLAGS[@]}" "${HCLOOP_STATIC_FUSE_FLAGS[@]}" \
+			"${HCLOOP_STATIC_SODIUM_FLAGS[@]}"
 		hcloop_static_curl_flags
 		for p in $(hcloop_static_packages) musl-dev gcc binutils make; do
 			dpkg-query -W -f='${Package} ${Version}\n' "$p"
 		done
 		declare -f debian_source log_run hcloop_static_cc hcloop_static_pc_relocate \
 			hcloop_static_curl_source hcloop_static_curl_build hcloop_static_zstd_build \
-			hcloop_static_zlib_build hcloop_static_cares_build hcloop_static_fuse_build \
-			hcloop_static_libs_build hcloop_static_srcdir
+			hcloop_static_zlib_build hcloop_static_autotools_build hcloop_static_cares_build \
+			hcloop_static_fuse_build hcloop_static_sodium_build hcloop_static_libs_build \
+			hcloop_static_srcdir
 	} | sha256sum | cut -d ' ' -f 1
 }
 
@@ -205,19 +217,29 @@ hcloop_static_zlib_build() {
 	log_run hcloop-static make -C "$src" install
 }
 
-# hcloop_static_cares_build SRC BUILD PREFIX CC: libcares.a, its headers
-# and libcares.pc.
-hcloop_static_cares_build() {
-	local src=$1 build=$2 prefix=$3 cc=$4
+# hcloop_static_autotools_build SRC BUILD PREFIX CC SUBDIRS FLAGS...: an
+# autotools library configured in BUILD with FLAGS; only SUBDIRS (relative
+# to BUILD, space-separated: the library's and its headers' directories)
+# are built and installed, then its .pc file.
+hcloop_static_autotools_build() {
+	local src=$1 build=$2 prefix=$3 cc=$4 subdirs=$5 d
+	shift 5
 	rm -rf "$build"
 	mkdir -p "$build"
 	log_run hcloop-static env -C "$build" CC="$cc" "$src/configure" --prefix="$prefix" \
-		"${HCLOOP_STATIC_CARES_FLAGS[@]}" CFLAGS="$HCLOOP_STATIC_CFLAGS"
-	log_run hcloop-static make -C "$build/src/lib" -j"$(nproc)"
-	log_run hcloop-static make -C "$build/src/lib" install
-	log_run hcloop-static make -C "$build/include" install
+		"$@" CFLAGS="$HCLOOP_STATIC_CFLAGS"
+	for d in $subdirs; do
+		log_run hcloop-static make -C "$build/$d" -j"$(nproc)"
+		log_run hcloop-static make -C "$build/$d" install
+	done
 	log_run hcloop-static make -C "$build" install-pkgconfigDATA
-	rm -f "$prefix/lib/libcares.la"
+}
+
+# hcloop_static_cares_build SRC BUILD PREFIX CC: libcares.a, its headers
+# and libcares.pc.
+hcloop_static_cares_build() {
+	hcloop_static_autotools_build "$1" "$2" "$3" "$4" "src/lib include" "${HCLOOP_STATIC_CARES_FLAGS[@]}"
+	rm -f "$3/lib/libcares.la"
 }
 
 # hcloop_static_fuse_build SRC BUILD PREFIX CC: libfuse3.a, its headers
@@ -231,7 +253,14 @@ hcloop_static_fuse_build() {
 	log_run hcloop-static meson install -C "$build"
 }
 
-# hcloop_static_libs_build PREFIX WORK: the five libraries, each from its
+# hcloop_static_sodium_build SRC BUILD PREFIX CC: libsodium.a, its
+# headers (installed with the library) and libsodium.pc.
+hcloop_static_sodium_build() {
+	log_run hcloop-static env -C "$1" autoreconf -fi
+	hcloop_static_autotools_build "$1" "$2" "$3" "$4" src/libsodium "${HCLOOP_STATIC_SODIUM_FLAGS[@]}"
+}
+
+# hcloop_static_libs_build PREFIX WORK: the six libraries, each from its
 # pinned Debian source (unpacked fresh under out/src), into PREFIX.
 hcloop_static_libs_build() {
 	local prefix=$1 work=$2 cc src
@@ -255,6 +284,10 @@ hcloop_static_libs_build() {
 	log "hcloop-static: c-ares $HCLOOP_STATIC_CARES_VERSION into $prefix (its configure takes minutes)"
 	debian_source hcloop-static c-ares "$HCLOOP_STATIC_CARES_VERSION" "$src" "HCLOOP_STATIC_CARES_VERSION in cloop/static.sh"
 	hcloop_static_cares_build "$src" "$work/c-ares" "$prefix" "$cc"
+	src=$(hcloop_static_srcdir libsodium "$HCLOOP_STATIC_SODIUM_VERSION")
+	log "hcloop-static: libsodium $HCLOOP_STATIC_SODIUM_VERSION into $prefix: ${HCLOOP_STATIC_SODIUM_FLAGS[*]}"
+	debian_source hcloop-static libsodium "$HCLOOP_STATIC_SODIUM_VERSION" "$src" "HCLOOP_STATIC_SODIUM_VERSION in cloop/static.sh"
+	hcloop_static_sodium_build "$src" "$work/libsodium" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir curl "$HCLOOP_STATIC_CURL_VERSION")
 	log "hcloop-static: unpacking Debian's curl $HCLOOP_STATIC_CURL_VERSION into $src"
 	hcloop_static_curl_source "$src"
@@ -305,7 +338,7 @@ stage_hcloop_static() {
 	mkdir -p "$OUT/log"
 	: >"$OUT/log/hcloop-static.log"
 	if stage_uptodate hcloop-static-libs "$libs_hash" "$libs" \
-		lib/libcurl.a lib/libzstd.a lib/libcares.a lib/libz.a lib/libfuse3.a; then
+		lib/libcurl.a lib/libzstd.a lib/libcares.a lib/libz.a lib/libfuse3.a lib/libsodium.a; then
 		log "hcloop-static: the musl libraries in $libs are up to date"
 	else
 		ensure_deb_src hcloop-static

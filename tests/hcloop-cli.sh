@@ -11,16 +11,6 @@ fixture_load
 work=
 tmpdir_make work
 
-# status CMD...: the exit status, output kept in $work/out.
-status() {
-	local rc=0
-	"$@" >"$work/out" 2>&1 || rc=$?
-	echo "$rc"
-}
-says() { # says WHAT PATTERN: the last command's output matches
-	if grep -q -- "$2" "$work/out"; then pass "$1"; else fail "$1: no '$2' in: $(head -c 400 "$work/out")"; fi
-}
-
 log "help and usage errors"
 expect "--help exits 0" 0 "$(status "$HCLOOP" --help)"
 says "--help lists the commands" "make .*IMAGE STORE_DIR NAME"

@@ -90,6 +90,20 @@ sha_range() {
 	echo "${out%% *}"
 }
 
+# status CMD...: CMD's exit status; its output is kept in $work/out ($work:
+# the test's scratch directory), for says and says_not.
+status() {
+	local rc=0
+	"$@" >"${work:?}/out" 2>&1 || rc=$?
+	echo "$rc"
+}
+says() { # says WHAT PATTERN: the last command's output matches
+	if grep -q -- "$2" "$work/out"; then pass "$1"; else fail "$1: no '$2' in: $(head -c 600 "$work/out")"; fi
+}
+says_not() { # says_not WHAT PATTERN: it does not
+	if grep -q -- "$2" "$work/out"; then fail "$1: '$2' in: $(head -c 600 "$work/out")"; else pass "$1"; fi
+}
+
 # Counting test results: pass/fail print a line and count.
 PASSED=0
 FAILED=0

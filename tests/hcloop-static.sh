@@ -5,7 +5,8 @@
 # module, and musl instead of glibc (cloop/static.sh). It must mount the
 # fixture store by host name, once from /etc/hosts and once through DNS (a
 # tiny server on 127.0.0.1:53 when that port is free), and give back the
-# image bit for bit.
+# image bit for bit; with --pubkey, accept the signed index and refuse one
+# signed by another key.
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hcloop-lib.sh"
@@ -78,25 +79,28 @@ expect "nothing else in the root" \
 serve_busybox "$work/store" url
 port=${url##*:}
 
-# check_mount HOST: mount by HOST inside the root, compare, unmount.
+# check_mount HOST [OPTIONS]: mount by HOST inside the root, compare,
+# unmount; OPTIONS go to info and mount.
 check_mount() {
-	local host=$1 sum
-	if ! in_root /bin/hcloop info "http://$host:$port" root >"$work/info.$host" 2>&1; then
-		fail "$host: hcloop info: $(tail -n 3 "$work/info.$host")"
+	local host=$1 what=$1 sum
+	shift
+	[[ $# == 0 ]] || what="$host $*"
+	if ! in_root /bin/hcloop info "$@" "http://$host:$port" root >"$work/info.$host" 2>&1; then
+		fail "$what: hcloop info: $(tail -n 3 "$work/info.$host")"
 		return 0
 	fi
-	pass "$host: hcloop info by name"
-	if ! in_root /bin/hcloop mount "http://$host:$port" root /mnt >"$work/mount.$host" 2>&1; then
-		fail "$host: hcloop mount: $(tail -n 3 "$work/mount.$host")"
+	pass "$what: hcloop info by name"
+	if ! in_root /bin/hcloop mount "$@" "http://$host:$port" root /mnt >"$work/mount.$host" 2>&1; then
+		fail "$what: hcloop mount: $(tail -n 3 "$work/mount.$host")"
 		return 0
 	fi
 	cleanup_add "hc_umount $(printf %q "$root/mnt")"
-	pass "$host: mounted inside the root"
+	pass "$what: mounted inside the root"
 	sum=$(in_root /bin/busybox sha256sum /mnt/root | cut -d ' ' -f 1)
-	expect "$host: SHA-256 of the image read inside the root" "$FIX_SHA" "$sum"
-	expect "$host: no read errors" 0 "$(stat_of "$root/mnt" read_errors)"
+	expect "$what: SHA-256 of the image read inside the root" "$FIX_SHA" "$sum"
+	expect "$what: no read errors" 0 "$(stat_of "$root/mnt" read_errors)"
 	in_root /bin/busybox umount /mnt
-	hc_umount "$root/mnt" || fail "$host: the daemon kept the mount"
+	hc_umount "$root/mnt" || fail "$what: the daemon kept the mount"
 }
 
 log "a name from /etc/hosts"
@@ -137,6 +141,46 @@ if "$PYTHON" -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 else
 	log "127.0.0.1:53 is taken: DNS part skipped"
 fi
+
+log "a signed index, checked inside the root (--pubkey)"
+"$HCLOOP" keygen "$work/release" >/dev/null
+"$HCLOOP" keygen "$work/other" >/dev/null
+"$HCLOOP" make -q --sign "$work/release.sec" "$FIX_IMAGE" "$work/store" root 1
+cp "$work/release.pub" "$work/other.pub" "$root/etc/"
+check_mount store.streamcd.test --pubkey /etc/release.pub
+if grep -q "signature: *Ed25519, key .* (verified)" "$work/info.store.streamcd.test"; then
+	pass "info --pubkey: the signature is verified"
+else
+	fail "info --pubkey: $(cat "$work/info.store.streamcd.test")"
+fi
+rc=0
+in_root /bin/hcloop mount --pubkey /etc/other.pub "http://store.streamcd.test:$port" root /mnt \
+	>"$work/mount.other" 2>&1 || rc=$?
+if mountpoint -q "$root/mnt"; then
+	hc_umount "$root/mnt"
+	fail "another key: mounted"
+elif ((rc == 1)) && grep -q "not by the trusted key" "$work/mount.other"; then
+	pass "another key: refused, exit 1"
+else
+	fail "another key: exit $rc: $(tail -n 3 "$work/mount.other")"
+fi
+
+# An index altered after signing, its trailer made right: only the
+# signature check, run with musl's libsodium, can refuse it.
+cp "$work/store/index/root/1" "$root/tmp/altered"
+printf '\x01' | dd of="$root/tmp/altered" bs=1 seek=48 conv=notrunc status=none
+"$PYTHON" -c 'import hashlib, sys; b = open(sys.argv[1], "rb").read()[:-32]; open(sys.argv[1], "wb").write(b + hashlib.sha256(b).digest())' "$root/tmp/altered"
+rc=0
+in_root /bin/hcloop info --pubkey /etc/release.pub --file /tmp/altered >"$work/info.altered" 2>&1 || rc=$?
+if ((rc == 1)) && grep -q "bad signature" "$work/info.altered"; then
+	pass "altered index: bad signature, exit 1"
+else
+	fail "altered index: exit $rc: $(tail -n 3 "$work/info.altered")"
+fi
+cp "$work/store/index/root/1" "$root/tmp/good"
+rc=0
+in_root /bin/hcloop info --pubkey /etc/release.pub --file /tmp/good >"$work/info.good" 2>&1 || rc=$?
+expect "the same index unaltered: verified" 0 "$rc"
 
 log "an unknown name fails cleanly"
 rc=0

@@ -86,6 +86,90 @@ static int load_latest(struct mirrors *m, const char *name, const struct hc_fetc
 	return r;
 }
 
+/* What a parsed index must pass before any of it is used: the trusted
+ * key's signature first, then the pointer's digest and the names. */
+static int check_index(const struct hc_load_opts *o, const hc_index *idx, const uint8_t *buf,
+		       size_t len, const struct hc_latest *l, const char *where, char *why,
+		       size_t whylen)
+{
+	char msg[512];
+	int r;
+
+	if (o->pubkey && (r = hc_index_verify(buf, len, idx, o->pubkey, msg, sizeof(msg))) < 0) {
+		snprintf(why, whylen, "%s %s", where, msg);
+		return r;
+	}
+	if (!o->version && memcmp(idx->digest, l->digest, HC_SHA256_LEN)) {
+		/* A mirror caught between writing the index and the pointer. */
+		snprintf(why, whylen, "%s: index does not match the latest pointer", where);
+		return -EBADMSG;
+	}
+	if (strcmp(idx->name, o->name) ||
+	    strcmp(idx->version, o->version ? o->version : l->version)) {
+		snprintf(why, whylen, "%s: index names %s version %s", where, idx->name,
+			 idx->version);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* seen/NAME in the disk cache: "SERIAL VERSION\n" of the highest serial
+ * accepted; serial 0 when there is none yet. */
+static void read_seen(hc_diskcache *dc, const char *rel, uint64_t *serial, char *version)
+{
+	char text[HC_NAME_MAX + 32];
+	unsigned long long n;
+	uint8_t *buf;
+	size_t len;
+
+	*serial = 0;
+	if (hc_diskcache_get_file(dc, rel, sizeof(text) - 1, &buf, &len) < 0)
+		return;
+	memcpy(text, buf, len);
+	text[len] = '\0';
+	free(buf);
+	if (sscanf(text, "%llu %128s", &n, version) == 2)
+		*serial = n;
+	else
+		hc_warn("%s in the cache is damaged: no serial seen before", rel);
+}
+
+/* No silent downgrade: latest may not lead below the highest serial this
+ * cache has accepted; naming the version is a deliberate rollback. The
+ * remembered serial only rises, and only for an index that passed every
+ * other check. */
+static int check_serial(const struct hc_load_opts *o, const hc_index *idx, char *why, size_t whylen)
+{
+	char rel[HC_NAME_MAX + 8], version[HC_NAME_MAX + 1], line[HC_NAME_MAX + 32];
+	unsigned long long have = idx->serial, seen;
+	uint64_t s;
+	int n;
+
+	if (!o->dc)
+		return 0;
+	snprintf(rel, sizeof(rel), "seen/%s", o->name);
+	read_seen(o->dc, rel, &s, version);
+	seen = s;
+	if (have < seen && !o->version) {
+		snprintf(why, whylen,
+			 "image %s: latest names version %s (serial %llu), older than version %s "
+			 "(serial %llu) accepted before: refusing the downgrade "
+			 "(--version %s rolls back deliberately)",
+			 o->name, idx->version, have, version, seen, idx->version);
+		return -ESTALE;
+	}
+	if (have < seen)
+		hc_warn("rolling back %s to version %s serial %llu, older than serial %llu seen "
+			"(version %s)",
+			o->name, idx->version, have, seen, version);
+	if (have > seen) {
+		n = snprintf(line, sizeof(line), "%llu %s\n", have, idx->version);
+		if (hc_diskcache_put_file(o->dc, rel, line, (size_t)n) < 0)
+			hc_warn("cannot record serial %llu of %s in the cache", have, o->name);
+	}
+	return 0;
+}
+
 static int load(struct mirrors *m, const struct hc_load_opts *o, hc_index **ret, char *why,
 		size_t whylen)
 {
@@ -94,6 +178,7 @@ static int load(struct mirrors *m, const struct hc_load_opts *o, hc_index **ret,
 	const char *name = o->name, *version = o->version;
 	struct hc_latest l = { 0 };
 	char rel[2 * HC_NAME_MAX + 16];
+	char where[2 * HC_NAME_MAX + 1024];
 	const char *bad = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -137,21 +222,22 @@ static int load(struct mirrors *m, const struct hc_load_opts *o, hc_index **ret,
 			return r;
 	}
 	r = hc_index_parse(buf, len, ret, &bad);
+	if (from_cache)
+		snprintf(where, sizeof(where), "the cached %s", rel);
+	else
+		snprintf(where, sizeof(where), "%s/%s", m->url[m->cur], rel);
 	if (r < 0) {
-		snprintf(why, whylen, "%s/%s: %s", m->url[m->cur], rel, bad);
-	} else if (version == l.version && memcmp((*ret)->digest, l.digest, HC_SHA256_LEN)) {
-		/* A mirror caught between writing the index and the pointer. */
-		snprintf(why, whylen, "%s/%s: index does not match the latest pointer",
-			 m->url[m->cur], rel);
-		hc_index_free(*ret);
-		r = -EBADMSG;
-	} else if (strcmp((*ret)->name, name) || strcmp((*ret)->version, version)) {
-		snprintf(why, whylen, "%s/%s: index names %s version %s", m->url[m->cur], rel,
-			 (*ret)->name, (*ret)->version);
-		hc_index_free(*ret);
-		r = -EBADMSG;
-	} else if (dc && !from_cache) {
-		hc_diskcache_put_file(dc, rel, buf, len);
+		snprintf(why, whylen, "%s: %s", where, bad);
+	} else {
+		r = check_index(o, *ret, buf, len, &l, where, why, whylen);
+		if (r == 0)
+			r = check_serial(o, *ret, why, whylen);
+		if (r < 0) {
+			hc_index_free(*ret);
+			*ret = NULL;
+		} else if (dc && !from_cache) {
+			hc_diskcache_put_file(dc, rel, buf, len);
+		}
 	}
 	free(buf);
 	return r;

@@ -1,4 +1,4 @@
-/* hcloop command line: make, mount, info, verify. */
+/* hcloop command line: make, mount, info, verify, keygen, gc. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "gc.h"
 #include "index.h"
 #include "make.h"
 #include "mount.h"
 #include "profile.h"
 #include "select.h"
+#include "sign.h"
 #include "tools.h"
 #include "util.h"
 
@@ -40,6 +42,8 @@ static const char usage[] =
     "                             fetch those blocks ahead, in that order\n"
     "          --force            replace an existing version with other contents\n"
     "          --no-latest        do not move the latest pointer\n"
+    "          --sign KEY.sec     sign the index (see keygen); an existing version\n"
+    "                             with the same blocks gets the signature added\n"
     "      -q, --quiet            no progress or summary\n"
     "      SOURCE_DATE_EPOCH, if set, is the index's creation time.\n"
     "\n"
@@ -73,6 +77,8 @@ static const char usage[] =
     "                             compressed in memory, up to SIZE (256M)\n"
     "          --trace FILE       write each block's number to FILE when it is\n"
     "                             first read: a boot profile for make --profile\n"
+    "          --pubkey KEY.pub   accept only an index signed by this key, fetched\n"
+    "                             or cached\n"
     "      -f, --foreground       stay in the foreground\n"
     "          --rootfs           the mount backs the root filesystem: survive\n"
     "                             switch_root and the new init (argv[0] '@')\n"
@@ -80,6 +86,9 @@ static const char usage[] =
     "      -o OPTIONS             extra FUSE mount options\n"
     "          --log FILE         log here once in the background (default: the\n"
     "                             standard error the command started with)\n"
+    "      With --cache-dir, the highest index serial accepted for NAME is kept in\n"
+    "      DIR/seen/NAME: a latest pointer leading to a lower serial is refused (no\n"
+    "      silent downgrade); --version V rolls back to an older version on purpose.\n"
     "\n"
     "  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
     "      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
@@ -96,7 +105,23 @@ static const char usage[] =
     "      working mirrors, best first, as a list for mount. Exit status 1 if\n"
     "      none works.\n"
     "\n"
-    "info, verify and select also take --cacert FILE and -t SECONDS.\n"
+    "  keygen NAME\n"
+    "      Make an Ed25519 key pair for signed indexes: NAME.sec, the secret key for\n"
+    "      make --sign (mode 0600: keep it private), and NAME.pub for --pubkey.\n"
+    "      Never replaces an existing file.\n"
+    "\n"
+    "  gc [OPTIONS] STORE_DIR --keep N\n"
+    "      For each image in a local store, keep the N newest versions by serial\n"
+    "      and the one latest names; remove the other index files, then the block\n"
+    "      files no kept index uses and stale temporaries (*.tmp.*). Safe while\n"
+    "      clients read and make writes: a block of a kept index is never removed,\n"
+    "      and no file younger than the grace period is.\n"
+    "      -k, --keep N           versions kept per image, at least 1\n"
+    "      -g, --grace SECONDS    age under which files are left (3600)\n"
+    "      -n, --dry-run          only print what would be removed\n"
+    "\n"
+    "info, verify and select also take --cacert FILE and -t SECONDS; info and\n"
+    "verify also --pubkey KEY.pub.\n"
     "Common options: -v, --verbose (repeat for debug); -h, --help; --version.\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -156,6 +181,17 @@ static int uint_arg(const char *s, uint64_t max, unsigned *ret)
 	return 0;
 }
 
+/* --pubkey FILE: 0, or the exit status after saying why. */
+static int pubkey_arg(const char *path, struct hc_pubkey *pk)
+{
+	char why[512];
+
+	if (hc_pubkey_load(path, pk, why, sizeof(why)) == 0)
+		return 0;
+	hc_err("%s", why);
+	return 1;
+}
+
 #ifndef HC_NO_MAKE
 static int cmd_make(int argc, char **argv)
 {
@@ -164,12 +200,16 @@ static int cmd_make(int argc, char **argv)
 		{ "level", 1, NULL, 'l' },	{ "jobs", 1, NULL, 'j' },
 		{ "mirror", 1, NULL, 'm' },	{ "force", 0, NULL, 'F' },
 		{ "profile", 1, NULL, 'p' },	{ "no-latest", 0, NULL, 'N' },
-		{ "quiet", 0, NULL, 'q' },	{ "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+		{ "sign", 1, NULL, 'K' },	{ "quiet", 0, NULL, 'q' },
+		{ "verbose", 0, NULL, 'v' },	{ "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct hc_make_opts o = { .block_shift = HC_DEFAULT_SHIFT, .codec = HC_CODEC_ZSTD };
 	const char *profile_file = NULL;
 	uint32_t *profile = NULL;
+	struct hc_seckey key;
+	const char *keyfile = NULL;
+	char why[512];
 	const char **mirrors = calloc((size_t)argc, sizeof(char *));
 	struct hc_make_stats st;
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -214,6 +254,9 @@ static int cmd_make(int argc, char **argv)
 		case 'N':
 			o.no_latest = 1;
 			break;
+		case 'K':
+			keyfile = optarg;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -242,7 +285,14 @@ static int cmd_make(int argc, char **argv)
 		return 1;
 	}
 	o.profile = profile;
+	if (keyfile && hc_seckey_load(keyfile, &key, why, sizeof(why)) < 0) {
+		hc_err("%s", why);
+		free(mirrors);
+		return 1;
+	}
+	o.sign_key = keyfile ? &key : NULL;
 	r = hc_make(&o, &st);
+	hc_seckey_wipe(&key);
 	if (r == 0 && !quiet)
 		hc_make_print_summary(&o, &st);
 	free(mirrors);
@@ -262,7 +312,8 @@ static int cmd_mount(int argc, char **argv)
 		O_PF_CONN,
 		O_PF_RATE,
 		O_PF_MEM,
-		O_TRACE
+		O_TRACE,
+		O_PUBKEY
 	};
 	static const struct option lo[] = {
 		{ "version", 1, NULL, 'V' },
@@ -285,6 +336,7 @@ static int cmd_mount(int argc, char **argv)
 		{ "prefetch-rate", 1, NULL, O_PF_RATE },
 		{ "prefetch-mem", 1, NULL, O_PF_MEM },
 		{ "trace", 1, NULL, O_TRACE },
+		{ "pubkey", 1, NULL, O_PUBKEY },
 		{ "verbose", 0, NULL, 'v' },
 		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -292,6 +344,7 @@ static int cmd_mount(int argc, char **argv)
 	struct hc_mount_opts o = { .cache_size = 1ull << 30 };
 	const char *profile_file = NULL;
 	uint32_t *profile = NULL;
+	struct hc_pubkey pk;
 	char *url, *end;
 	int c, r;
 
@@ -382,6 +435,11 @@ static int cmd_mount(int argc, char **argv)
 		case O_TRACE:
 			o.trace_file = optarg;
 			break;
+		case O_PUBKEY:
+			if (pubkey_arg(optarg, &pk))
+				return 1;
+			o.pubkey = &pk;
+			break;
 		default:
 			if ((r = common_option(c, "bad option for mount")) >= 0)
 				return r;
@@ -414,9 +472,10 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	static const struct option lo[] = {
 		{ "file", 1, NULL, 'F' },   { "quiet", 0, NULL, 'q' },	{ "timeout", 1, NULL, 't' },
 		{ "blocks", 0, NULL, 'B' }, { "cacert", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },   { NULL, 0, NULL, 0 },
+		{ "help", 0, NULL, 'h' },   { "pubkey", 1, NULL, 'P' }, { NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
+	struct hc_pubkey key, *pk = NULL;
 	const char *file = NULL;
 	char *url = NULL;
 	int c, r, quiet = 0, nargs, blocks = 0;
@@ -434,6 +493,11 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			break;
 		case 'B':
 			blocks = 1;
+			break;
+		case 'P':
+			if (pubkey_arg(optarg, &key))
+				return 1;
+			pk = &key;
 			break;
 		default:
 			if ((r = fetch_option(c, &fo, "bad option")) >= 0)
@@ -457,10 +521,11 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	}
 	if (verify)
 		r = hc_verify_main(url, argv[optind + 1], nargs == 3 ? argv[optind + 2] : NULL, &fo,
-				   !quiet && isatty(2));
+				   pk, !quiet && isatty(2));
 	else
 		r = hc_info_main(url, file ? NULL : argv[optind + 1],
-				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, blocks);
+				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, pk,
+				 blocks);
 	free(url);
 	return r;
 }
@@ -512,6 +577,87 @@ static int cmd_select(int argc, char **argv)
 	return r;
 }
 
+#ifndef HC_NO_MAKE
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct hc_pubkey pk;
+	char why[512];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1)
+		if ((r = common_option(c, "bad option for keygen")) >= 0)
+			return r;
+	if (argc - optind != 1)
+		return usage_error("%s", "keygen needs NAME (writes NAME.sec and NAME.pub)");
+	if (hc_key_generate(argv[optind], &pk, why, sizeof(why)) < 0) {
+		hc_err("%s", why);
+		return 1;
+	}
+	printf("%s.sec: secret key (keep it private; make --sign)\n%s.pub: public key (--pubkey)\n"
+	       "key ID: %s\n",
+	       argv[optind], argv[optind], pk.id);
+	return 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "keep", 1, NULL, 'k' },    { "grace", 1, NULL, 'g' }, { "dry-run", 0, NULL, 'n' },
+		{ "verbose", 0, NULL, 'v' }, { "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+	};
+	struct hc_gc_opts o = { .grace = 3600, .report = stdout };
+	struct hc_gc_stats st;
+	const char *verb;
+	char b1[32], b2[32], b3[32];
+	uint64_t v;
+	int c, r, keep = 0;
+
+	while ((c = getopt_long(argc, argv, "k:g:nvh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			if (uint_arg(optarg, 1u << 30, &o.keep) || !o.keep)
+				return usage_error("bad --keep (at least 1): %s", optarg);
+			keep = 1;
+			break;
+		case 'g':
+			if (hc_parse_uint(optarg, 100ull * 365 * 86400, &v) < 0)
+				return usage_error("bad grace period (seconds): %s", optarg);
+			o.grace = (double)v;
+			break;
+		case 'n':
+			o.dry_run = 1;
+			break;
+		default:
+			if ((r = common_option(c, "bad option for gc")) >= 0)
+				return r;
+			break;
+		}
+	}
+	if (argc - optind != 1 || !keep)
+		return usage_error("%s", "gc needs STORE_DIR and --keep N");
+	o.store = argv[optind];
+	r = hc_gc(&o, &st);
+	if (r < 0)
+		return 1;
+	verb = o.dry_run ? "would remove" : "removed";
+	printf("%s: %llu images, kept %llu indexes and %llu blocks; %s %llu indexes (%s), "
+	       "%llu blocks (%s), %llu temporaries (%s); left %llu unused blocks younger than "
+	       "%.0f s\n",
+	       o.store, (unsigned long long)st.images, (unsigned long long)st.indexes_kept,
+	       (unsigned long long)st.blocks_kept, verb, (unsigned long long)st.indexes_removed,
+	       hc_fmt_bytes(st.index_bytes, b1, sizeof(b1)), (unsigned long long)st.blocks_removed,
+	       hc_fmt_bytes(st.block_bytes, b2, sizeof(b2)), (unsigned long long)st.tmp_removed,
+	       hc_fmt_bytes(st.tmp_bytes, b3, sizeof(b3)), (unsigned long long)st.blocks_young,
+	       o.grace);
+	return 0;
+}
+#endif /* HC_NO_MAKE */
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -531,10 +677,15 @@ int main(int argc, char **argv)
 	argv[1] = argv[0];
 	argc--;
 	argv++;
-	if (!strcmp(cmd, "make"))
 #ifndef HC_NO_MAKE
+	if (!strcmp(cmd, "make"))
 		return cmd_make(argc, argv);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
+	if (!strcmp(cmd, "gc"))
+		return cmd_gc(argc, argv);
 #else
+	if (!strcmp(cmd, "make") || !strcmp(cmd, "keygen") || !strcmp(cmd, "gc"))
 		return usage_error("%s: this hcloop is the initrd's reader, it makes no stores",
 				   cmd);
 #endif

@@ -17,6 +17,7 @@
 #include "index.h"
 #include "profile.h"
 #include "sha256.h"
+#include "sign.h"
 #include "util.h"
 
 /* Hashes of the blocks already handled in this run: open addressing,
@@ -116,13 +117,17 @@ static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 }
 
 /* 1 if the store already has this block whole: same size and hash, so a
- * damaged leftover is replaced rather than trusted. */
+ * damaged leftover is replaced rather than trusted. Its mtime is renewed
+ * first: hcloop gc spares blocks younger than its grace period, and one
+ * it has just taken away is written again. */
 static int store_has(const char *path, const uint8_t *hash, size_t size)
 {
 	uint8_t *buf, sum[HC_SHA256_LEN];
 	size_t len;
 	int ok;
 
+	if (utimensat(AT_FDCWD, path, NULL, 0) < 0 && errno == ENOENT)
+		return 0;
 	if (hc_read_file(path, &buf, &len, size) < 0)
 		return 0;
 	hc_sha256(buf, len, sum);
@@ -300,6 +305,33 @@ static int run_workers(struct make_ctx *m)
 	return m->err;
 }
 
+/* Every block the index names, renewed once more just before it is
+ * written, so that hcloop gc's grace period need only cover that moment,
+ * not the whole make. A block gone by now was collected while a make
+ * longer than gc's grace period ran. */
+static int renew_blocks(const struct make_ctx *m)
+{
+	char rel[HC_BLOCK_PATH_LEN], path[PATH_MAX];
+
+	for (uint64_t i = 0; i < m->idx->block_count; i++) {
+		const struct hc_entry *e = &m->idx->entries[i];
+
+		if (e->codec == HC_CODEC_ZERO)
+			continue;
+		hc_block_path(e->hash, rel);
+		if (hc_pathf(path, sizeof(path), "%s/%s", m->o->store, rel) < 0)
+			return -ENAMETOOLONG;
+		if (utimensat(AT_FDCWD, path, NULL, 0) < 0 && errno == ENOENT) {
+			hc_err(
+			    "%s: block %llu (%s) was removed while make ran (by hcloop gc with a "
+			    "grace period shorter than this make?): run make again",
+			    m->o->store, (unsigned long long)i, rel);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
 static int open_image(const char *path, uint64_t *ret_size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -339,16 +371,18 @@ static int read_latest(const char *store, const char *name, struct hc_latest *re
 	return r;
 }
 
-/* An existing index of the same version: identical blocks means nothing
- * to do; a different one is replaced only with --force. */
-/* Sections are the hints (mirrors, profile): the same blocks with other
- * hints are the same version, its index rewritten. */
-static int same_sections(const hc_index *a, const hc_index *b)
+/* Whether old, its signature aside, has the sections (the hints: mirrors,
+ * profile) that idx is given. */
+static int same_sections(const hc_index *old, const hc_index *idx)
 {
-	if (a->nsections != b->nsections)
+	size_t n = old->nsections;
+
+	if (n && old->sections[n - 1].type == HC_SECT_SIGNATURE)
+		n--;
+	if (n != idx->nsections)
 		return 0;
-	for (size_t i = 0; i < a->nsections; i++) {
-		const struct hc_section *x = &a->sections[i], *y = &b->sections[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct hc_section *x = &old->sections[i], *y = &idx->sections[i];
 
 		if (x->type != y->type || x->flags != y->flags || x->len != y->len ||
 		    memcmp(x->data, y->data, x->len))
@@ -357,10 +391,10 @@ static int same_sections(const hc_index *a, const hc_index *b)
 	return 1;
 }
 
-/* *ret_same: 1 the existing index has these blocks and sections (nothing
- * to write), 2 the same blocks with other sections (rewrite it). */
+/* An existing index of the same version: one with identical blocks is
+ * returned in *ret_same; a different one is replaced only with --force. */
 static int check_existing(const struct hc_make_opts *o, const char *path, hc_index *idx,
-			  int *ret_same)
+			  hc_index **ret_same)
 {
 	uint8_t *buf;
 	size_t len;
@@ -368,7 +402,7 @@ static int check_existing(const struct hc_make_opts *o, const char *path, hc_ind
 	const char *why = NULL;
 	int r = hc_read_file(path, &buf, &len, HC_INDEX_MAX);
 
-	*ret_same = 0;
+	*ret_same = NULL;
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -376,19 +410,55 @@ static int check_existing(const struct hc_make_opts *o, const char *path, hc_ind
 	r = hc_index_parse(buf, len, &old, &why);
 	free(buf);
 	if (r == 0) {
-		*ret_same =
-		    old->image_size == idx->image_size && old->block_shift == idx->block_shift &&
-		    !memcmp(old->entries, idx->entries, idx->block_count * sizeof(*idx->entries));
-		if (*ret_same && !same_sections(old, idx))
-			*ret_same = 2;
+		if (old->image_size == idx->image_size && old->block_shift == idx->block_shift &&
+		    !memcmp(old->entries, idx->entries, idx->block_count * sizeof(*idx->entries)))
+			*ret_same = old;
 		idx->serial = old->serial;
-		hc_index_free(old);
+		if (!*ret_same)
+			hc_index_free(old);
 	}
 	if (*ret_same || o->force)
 		return 0;
 	hc_err("%s: version %s of %s already exists with other contents (use --force to replace)",
 	       o->store, o->version, o->name);
 	return -EEXIST;
+}
+
+/* The existing index with the same blocks, as it is, signed by the key
+ * of --sign: 0 to write it, 1 when the file already is exactly that
+ * (Ed25519 signatures are deterministic). A signature by another key is
+ * replaced only with --force. */
+static int sign_existing(const struct hc_make_opts *o, hc_index *old, uint8_t **buf, size_t *len)
+{
+	uint8_t digest[HC_SHA256_LEN];
+	struct hc_pubkey signer;
+	char why[256];
+	int r;
+
+	if (!o->sign_key)
+		return 1;
+	r = hc_index_signer(old, &signer, why, sizeof(why));
+	if (r != -ENOKEY) {
+		if (!o->force && (r < 0 || memcmp(signer.pk, o->sign_key->pub.pk, HC_SIG_PUBLEN))) {
+			hc_err("%s: version %s of %s is already signed by key %s (use --force to "
+			       "sign it with key %s instead)",
+			       o->store, old->version, old->name, r < 0 ? why : signer.id,
+			       o->sign_key->pub.id);
+			return -EEXIST;
+		}
+		/* The signature is the last section. */
+		free(old->sections[--old->nsections].data);
+	}
+	memcpy(digest, old->digest, sizeof(digest));
+	r = hc_index_serialize_signed(old, o->sign_key, buf, len);
+	if (r == 0 && !memcmp(digest, old->digest, sizeof(digest))) {
+		free(*buf);
+		return 1;
+	}
+	if (r == 0)
+		hc_info("%s: signing the existing version %s of %s with key %s", o->store,
+			old->version, old->name, o->sign_key->pub.id);
+	return r;
 }
 
 static int add_mirrors(const struct hc_make_opts *o, hc_index *idx)
@@ -426,13 +496,36 @@ static int add_profile(const struct hc_make_opts *o, hc_index *idx)
 	return r;
 }
 
+static int serialize(const struct hc_make_opts *o, hc_index *idx, uint8_t **buf, size_t *len)
+{
+	return o->sign_key ? hc_index_serialize_signed(idx, o->sign_key, buf, len)
+			   : hc_index_serialize(idx, buf, len);
+}
+
+/* The same blocks with other hints (a new profile, other mirrors): the
+ * version's index is written anew, same serial. A signed one stays signed
+ * only if a key is given. */
+static int rewrite_hints(const struct hc_make_opts *o, hc_index *old)
+{
+	struct hc_pubkey signer;
+	char why[256];
+
+	if (o->sign_key || o->force || hc_index_signer(old, &signer, why, sizeof(why)) == -ENOKEY)
+		return 0;
+	hc_err("%s: version %s of %s is signed: give --sign KEY to change its mirrors or "
+	       "profile (or --force to write it unsigned)",
+	       o->store, old->version, old->name);
+	return -EPERM;
+}
+
 static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct hc_latest *old)
 {
 	char dir[PATH_MAX], path[PATH_MAX], line[256];
 	struct hc_latest l;
+	hc_index *same = NULL;
 	uint8_t *buf;
 	size_t len;
-	int same = 0, r, storefd;
+	int r, storefd;
 
 	r = hc_pathf(dir, sizeof(dir), "%s/index/%s", o->store, idx->name);
 	if (r == 0)
@@ -445,10 +538,23 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 		r = add_profile(o, idx);
 	if (r == 0)
 		r = check_existing(o, path, idx, &same);
-	if (r < 0 || same == 1)
+	if (r == 0 && same && !same_sections(same, idx)) {
+		r = rewrite_hints(o, same);
+		hc_index_free(same);
+		same = NULL;
+	}
+	if (r < 0)
 		return r;
-	if ((r = hc_index_serialize(idx, &buf, &len)) < 0)
+	if (same) {
+		r = sign_existing(o, same, &buf, &len);
+		if (r != 0) {
+			hc_index_free(same);
+			return r < 0 ? r : 0;
+		}
+		idx = same;
+	} else if ((r = serialize(o, idx, &buf, &len)) < 0) {
 		return r;
+	}
 	/* The renames of the last blocks must be durable before an index
 	 * can point at them. */
 	storefd = open(o->store, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -458,9 +564,7 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 	}
 	r = hc_write_atomic(path, buf, len, 1);
 	free(buf);
-	if (r < 0)
-		return r;
-	if (!o->no_latest && (!old || idx->serial >= old->serial)) {
+	if (r == 0 && !o->no_latest && (!old || idx->serial >= old->serial)) {
 		strcpy(l.version, idx->version);
 		l.serial = idx->serial;
 		memcpy(l.digest, idx->digest, HC_SHA256_LEN);
@@ -472,6 +576,7 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 	}
 	if (r >= 0)
 		r = hc_fsync_dir(dir);
+	hc_index_free(same);
 	return r;
 }
 
@@ -534,6 +639,8 @@ int hc_make(const struct hc_make_opts *o, struct hc_make_stats *ret)
 	m.idx->serial = have_latest ? latest.serial + 1 : 1;
 	m.idx->created = o->created;
 	r = run_workers(&m);
+	if (r == 0)
+		r = renew_blocks(&m);
 	if (r == 0) {
 		struct hc_make_opts oo = *o;
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hc_seckey;
+
 struct hc_make_opts {
 	const char *image;
 	const char *store;
@@ -22,6 +24,7 @@ struct hc_make_opts {
 	const uint32_t *profile; /* boot profile to attach, or NULL */
 	size_t nprofile;
 	uint64_t created;
+	const struct hc_seckey *sign_key; /* NULL: unsigned */
 };
 
 struct hc_make_stats {

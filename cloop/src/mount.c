@@ -416,7 +416,8 @@ int hc_mount_main(const struct hc_mount_opts *o, char *argv0)
 				   .name = o->name,
 				   .version = o->version,
 				   .fetch = &o->dev.fetch,
-				   .dc = dc };
+				   .dc = dc,
+				   .pubkey = o->pubkey };
 	r = hc_index_load(&lo, &idx, why, sizeof(why));
 	if (r < 0) {
 		hc_err("%s", why);

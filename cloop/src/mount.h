@@ -6,6 +6,8 @@
 
 #include "dev.h"
 
+struct hc_pubkey;
+
 struct hc_mount_opts {
 	const char *url;
 	const char *name;
@@ -19,6 +21,7 @@ struct hc_mount_opts {
 	int foreground;
 	int rootfs; /* survive switch_root and the new init's killing spree */
 	int allow_other;
+	const struct hc_pubkey *pubkey; /* NULL: signatures are not checked */
 	struct hc_dev_opts dev;
 };
 

@@ -15,7 +15,7 @@
 #include "util.h"
 
 static int load(const char *url, const char *name, const char *version, const char *file,
-		const struct hc_fetch_opts *fo, hc_index **ret)
+		const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, hc_index **ret)
 {
 	char why[1024];
 	uint8_t *buf;
@@ -25,7 +25,7 @@ static int load(const char *url, const char *name, const char *version, const ch
 
 	if (!file) {
 		struct hc_load_opts lo = {
-			.urls = url, .name = name, .version = version, .fetch = fo
+			.urls = url, .name = name, .version = version, .fetch = fo, .pubkey = pk
 		};
 
 		r = hc_index_load(&lo, ret, why, sizeof(why));
@@ -39,18 +39,30 @@ static int load(const char *url, const char *name, const char *version, const ch
 		return r;
 	}
 	r = hc_index_parse(buf, len, ret, &bad);
-	free(buf);
-	if (r < 0)
+	if (r < 0) {
 		hc_err("%s: %s", file, bad);
+	} else if (pk && (r = hc_index_verify(buf, len, *ret, pk, why, sizeof(why))) < 0) {
+		hc_err("%s %s", file, why);
+		hc_index_free(*ret);
+	}
+	free(buf);
 	return r;
 }
 
-static void print_sections(const hc_index *idx)
+static void print_sections(const hc_index *idx, const struct hc_pubkey *pk)
 {
 	for (size_t i = 0; i < idx->nsections; i++) {
 		const struct hc_section *s = &idx->sections[i];
+		struct hc_pubkey signer;
+		char why[256];
 
-		if (s->type == HC_SECT_MIRRORS) {
+		if (s->type == HC_SECT_SIGNATURE) {
+			if (hc_index_signer(idx, &signer, why, sizeof(why)) < 0)
+				printf("signature:    %s\n", why);
+			else
+				printf("signature:    Ed25519, key %s (%s)\n", signer.id,
+				       pk ? "verified" : "not checked: no --pubkey");
+		} else if (s->type == HC_SECT_MIRRORS) {
 			printf("mirrors:\n");
 			for (const char *p = (const char *)s->data, *end = p + s->len; p < end;) {
 				const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -62,9 +74,7 @@ static void print_sections(const hc_index *idx)
 		} else {
 			printf("section:      type %u, %llu bytes%s\n", s->type,
 			       (unsigned long long)s->len,
-			       s->type == HC_SECT_PROFILE     ? " (boot profile)"
-			       : s->type == HC_SECT_SIGNATURE ? " (signature)"
-							      : "");
+			       s->type == HC_SECT_PROFILE ? " (boot profile)" : "");
 		}
 	}
 }
@@ -92,7 +102,7 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 int hc_info_main(const char *url, const char *name, const char *version, const char *file,
-		 const struct hc_fetch_opts *fo, int list_blocks)
+		 const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, int list_blocks)
 {
 	uint64_t count[4] = { 0 }, stored = 0, unique = 0;
 	const struct hc_entry **hashes;
@@ -102,7 +112,7 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	time_t created;
 	struct tm tm;
 
-	if (hc_fetch_global_init() < 0 || load(url, name, version, file, fo, &idx) < 0)
+	if (hc_fetch_global_init() < 0 || load(url, name, version, file, fo, pk, &idx) < 0)
 		return 1;
 	hashes = malloc((idx->block_count ? idx->block_count : 1) * sizeof(*hashes));
 	if (!hashes) {
@@ -141,7 +151,7 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	printf("stored:       %llu block files, %s\n", (unsigned long long)unique,
 	       hc_fmt_bytes(stored, b2, sizeof(b2)));
 	printf("index sha256: %s\n", digest);
-	print_sections(idx);
+	print_sections(idx, pk);
 	if (list_blocks)
 		print_blocks(idx);
 	hc_index_free(idx);
@@ -191,7 +201,7 @@ static void on_verified(hc_fetch_req *req, int err, uint8_t *data, void *opaque)
 }
 
 int hc_verify_main(const char *url, const char *name, const char *version,
-		   const struct hc_fetch_opts *fo, int progress)
+		   const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, int progress)
 {
 	struct verify v = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 	struct hc_fetch_opts o = *fo;
@@ -201,7 +211,7 @@ int hc_verify_main(const char *url, const char *name, const char *version,
 	uint64_t n = 0, zero = 0;
 	int r = 1;
 
-	if (hc_fetch_global_init() < 0 || load(url, name, version, NULL, fo, &idx) < 0)
+	if (hc_fetch_global_init() < 0 || load(url, name, version, NULL, fo, pk, &idx) < 0)
 		return 1;
 	v.idx = idx;
 	v.cc = hc_codec_ctx_new();

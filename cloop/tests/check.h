@@ -55,6 +55,18 @@ static inline void write_file(const char *path, const void *data, size_t len)
 	}
 }
 
+/* A new scratch directory $TMPDIR/NAME.XXXXXX into out, or the test ends. */
+static inline void scratch_dir(char *out, const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	pathf(out, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+	if (!mkdtemp(out)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+}
+
 static inline int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
