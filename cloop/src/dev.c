@@ -480,6 +480,14 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 	if (!d->o.readahead)
 		return;
 	pthread_mutex_lock(&d->lock);
+	/* While a profile is being fetched, it knows what comes next better
+	 * than a guess from sequential reads, and the guess's blocks would
+	 * take its bandwidth. */
+	if (d->plan_next < d->nplan || d->pf_out) {
+		d->seq_next = last + 1;
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	if (first + near >= d->seq_next && first <= d->seq_next + near) {
 		end = last + d->o.readahead;
 		if (end >= d->idx->block_count)

@@ -81,12 +81,12 @@ void hc_fetch_opts_default(struct hc_fetch_opts *o)
 {
 	/* Enough in flight that a download-ahead fills a long fat link while
 	 * a reader's miss still finds a free connection. */
-	o->connections = 16;
+	o->connections = 32;
 	o->timeout = 10;
 	o->retries = 4;
 	o->backoff = 0.25;
 	o->cacert = NULL;
-	o->bg_connections = 12;
+	o->bg_connections = 24;
 	o->bg_rate = 0;
 	o->distrust = 300;
 	o->probe_interval = 10;
