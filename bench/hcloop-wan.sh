@@ -249,3 +249,4 @@ echo
 verdict() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { print (a / b >= t) ? "PASS" : "MISS" }'; }
 echo "at $last ms: download-ahead vs on-demand $(ratio "${T[$last,ondemand]}" "${T[$last,ahead]}") (target 5x): $(verdict "${T[$last,ondemand]}" "${T[$last,ahead]}" 5); with the kernel's read-ahead $(ratio "${T[$last,ondemandra]}" "${T[$last,aheadra]}"): $(verdict "${T[$last,ondemandra]}" "${T[$last,aheadra]}" 5)"
 echo "at $last ms: download-ahead vs whole image $(ratio "${T[$last,whole]}" "${T[$last,ahead]}") (target 3x): $(verdict "${T[$last,whole]}" "${T[$last,ahead]}" 3)"
+echo "at $last ms: download-ahead vs downloading a squashfs of the same tree (no reads counted) $(ratio "${T[$last,squash]}" "${T[$last,ahead]}")"
