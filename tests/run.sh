@@ -9,6 +9,7 @@ cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
+	hcloop-mirrors-san hcloop-prefetch-san
 	hcloop-static delayproxy
 	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver run-noninteractive
 	iso-boot iso-size)
@@ -40,6 +41,8 @@ san_run() {
 }
 t_hcloop-faults-san() { san_run hcloop-faults; }
 t_hcloop-offline-san() { san_run hcloop-offline; }
+t_hcloop-mirrors-san() { san_run hcloop-mirrors; }
+t_hcloop-prefetch-san() { san_run hcloop-prefetch; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL[@]}"; exit 0; fi
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then sed -n '2,5p' "$0"; exit 0; fi
