@@ -26,6 +26,12 @@
 
 enum job { JOB_LOAD, JOB_FETCHED };
 
+enum block_flag {
+	B_PREFETCHED = 1, /* the download-ahead fetched it */
+	B_HIT = 2,	  /* and it has been read since */
+	B_TRACED = 4,	  /* its first read went to --trace */
+};
+
 struct pending {
 	hc_fetch_req req;
 	struct hc_dev *dev;
@@ -74,11 +80,9 @@ struct hc_dev {
 	uint32_t *plan;
 	size_t nplan, plan_next;
 	unsigned pf_out, pf_window;
-	uint8_t *pf_got; /* per block: the download-ahead fetched it */
+	uint8_t *flags; /* per block: enum block_flag */
 	uint64_t pf_done, pf_bytes, pf_failed, pf_hits, pf_joined;
 	double pf_started, pf_finished;
-	/* --trace */
-	uint8_t *traced;
 	/* live rate in .stats: bytes at the previous look */
 	double rate_at;
 	uint64_t rate_bytes;
@@ -240,8 +244,8 @@ static void keep_file(struct hc_dev *d, struct pending *p, const uint8_t *data)
 static void count_hit(struct hc_dev *d, uint64_t b)
 {
 	pthread_mutex_lock(&d->lock);
-	if (d->pf_got[b] == 1) {
-		d->pf_got[b] = 2;
+	if ((d->flags[b] & (B_PREFETCHED | B_HIT)) == B_PREFETCHED) {
+		d->flags[b] |= B_HIT;
 		d->pf_hits++;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -287,7 +291,7 @@ static void run_job(struct hc_dev *d, hc_codec_ctx *cc, struct pending *p)
 	pthread_mutex_lock(&d->lock);
 	waited = p->refs > 1 || p->req.urgent;
 	if (p->prefetch) {
-		d->pf_got[p->block] = 1;
+		d->flags[p->block] |= B_PREFETCHED;
 		d->pf_done++;
 		d->pf_bytes += e->size;
 	}
@@ -457,9 +461,9 @@ static void trace_reads(struct hc_dev *d, uint64_t first, uint64_t last)
 	for (uint64_t b = first; b <= last; b++) {
 		int n;
 
-		if (d->traced[b])
+		if (d->flags[b] & B_TRACED)
 			continue;
-		d->traced[b] = 1;
+		d->flags[b] |= B_TRACED;
 		n = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)b);
 		if (write(d->o.trace_fd, line, (size_t)n) != n) {
 			hc_warn("--trace: cannot write: %s", strerror(errno));
@@ -618,14 +622,11 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	d->mc = hc_memcache_new(o->mem_cache, idx->block_count);
 	d->nthreads = o->workers ? o->workers : 1;
 	d->threads = calloc(d->nthreads, sizeof(*d->threads));
-	d->pf_got = calloc(idx->block_count ? idx->block_count : 1, 1);
-	if (o->trace_fd >= 0)
-		d->traced = calloc(idx->block_count ? idx->block_count : 1, 1);
+	d->flags = calloc(idx->block_count ? idx->block_count : 1, 1);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->job_cond, NULL);
 	if (!d->url || !d->pend || !d->failed_at || !d->zeros || !d->mc || !d->threads ||
-	    !d->pf_got || (o->trace_fd >= 0 && !d->traced) ||
-	    !(d->f = hc_fetcher_new(url, &o->fetch)))
+	    !d->flags || !(d->f = hc_fetcher_new(url, &o->fetch)))
 		goto fail;
 	if (o->prefetch != HC_PREFETCH_OFF &&
 	    hc_profile_plan(idx, o->profile, o->nprofile, o->prefetch == HC_PREFETCH_FILL, &d->plan,
@@ -636,10 +637,7 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	if (d->nplan && !dc &&
 	    (!o->prefetch_mem || !(d->zc = hc_memcache_new(o->prefetch_mem, idx->block_count))))
 		d->nplan = 0;
-	d->pf_window =
-	    2 * (o->fetch.bg_connections && o->fetch.bg_connections < o->fetch.connections
-		     ? o->fetch.bg_connections
-		     : o->fetch.connections);
+	d->pf_window = 2 * hc_fetch_bg_limit(&o->fetch);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		if (pthread_create(&d->threads[i], NULL, worker, d)) {
 			d->nthreads = i;
@@ -680,8 +678,7 @@ void hc_dev_close(hc_dev *d)
 	hc_memcache_free(d->mc);
 	hc_memcache_free(d->zc);
 	free(d->plan);
-	free(d->pf_got);
-	free(d->traced);
+	free(d->flags);
 	pthread_cond_destroy(&d->job_cond);
 	pthread_mutex_destroy(&d->lock);
 	hc_index_free(d->idx);

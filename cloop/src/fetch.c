@@ -229,16 +229,11 @@ static int transfer_result(CURL *e, CURLcode res, const char *errbuf, int overfl
 	return 0;
 }
 
-static int usable(const struct mirror *m, double now)
+unsigned hc_fetch_bg_limit(const struct hc_fetch_opts *o)
 {
-	return m->down_until <= now && m->distrust_until <= now;
-}
+	unsigned n = o->bg_connections;
 
-static unsigned bg_limit(const hc_fetcher *f)
-{
-	unsigned n = f->o.bg_connections;
-
-	return n && n < f->o.connections ? n : f->o.connections;
+	return n && n < o->connections ? n : o->connections;
 }
 
 /* With the lock held: the mirror for r's next attempt, one it has not
@@ -260,7 +255,7 @@ static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
 			any = i;
 			soonest = back;
 		}
-		if (!usable(m, now))
+		if (back > now)
 			continue;
 		if (best == f->nm ||
 		    (m->score > 0 && f->m[best].score > 0 && m->score < FASTER * f->m[best].score))
@@ -350,7 +345,7 @@ static void refill(hc_fetcher *f, double now)
 	while (f->free_xfers) {
 		struct queue *q = &f->q[Q_URGENT];
 
-		if (!q->head && f->bg_active < bg_limit(f) && bg_may_start(f, now))
+		if (!q->head && f->bg_active < hc_fetch_bg_limit(&f->o) && bg_may_start(f, now))
 			q = &f->q[Q_BACKGROUND];
 		r = q->head;
 		if (!r)

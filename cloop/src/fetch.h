@@ -25,6 +25,8 @@ struct hc_fetch_opts {
 	double probe_interval;	 /* seconds between probes of the other mirrors */
 };
 void hc_fetch_opts_default(struct hc_fetch_opts *o);
+/* Transfers background fetches may have in flight at once. */
+unsigned hc_fetch_bg_limit(const struct hc_fetch_opts *o);
 
 typedef struct hc_fetcher hc_fetcher;
 typedef struct hc_fetch_req hc_fetch_req;

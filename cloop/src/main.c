@@ -538,7 +538,8 @@ static int cmd_select(int argc, char **argv)
 		{ "help", 0, NULL, 'h' },   { NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
-	char *urls = NULL;
+	char *urls, **v;
+	size_t n;
 	int c, r, list = 0;
 
 	hc_fetch_opts_default(&fo);
@@ -557,21 +558,18 @@ static int cmd_select(int argc, char **argv)
 	if (argc - optind < 2)
 		return usage_error("%s", "select needs NAME URL[,URL...] [URL...]");
 	/* Mirrors given as several arguments or as one list, alike. */
-	for (int i = optind + 1; i < argc; i++) {
-		char *u = hc_url_from_arg(argv[i]), *joined = NULL;
-
-		if (!u) {
-			hc_err("%s: %s", argv[i], strerror(errno));
-			free(urls);
+	n = (size_t)(argc - optind - 1);
+	v = calloc(n, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		if (!(v[i] = hc_url_from_arg(argv[optind + 1 + i]))) {
+			hc_err("%s: %s", argv[optind + 1 + i], strerror(errno));
+			hc_urls_free(v, n);
 			return 1;
 		}
-		if (asprintf(&joined, "%s%s%s", urls ? urls : "", urls ? "," : "", u) < 0)
-			joined = NULL;
-		free(u);
-		free(urls);
-		if (!(urls = joined))
-			return 1;
-	}
+	urls = v ? hc_urls_join(v, n) : NULL;
+	hc_urls_free(v, v ? n : 0);
+	if (!urls)
+		return 1;
 	r = hc_select_main(urls, argv[optind], &fo, list);
 	free(urls);
 	return r;

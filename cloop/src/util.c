@@ -356,25 +356,22 @@ static char *one_url(const char *arg)
 char *hc_url_from_arg(const char *arg)
 {
 	char **v, *out = NULL;
-	size_t n;
+	size_t n, i;
 
 	if (hc_urls_split(arg, &v, &n) < 0) {
 		errno = EINVAL;
 		return NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *u = one_url(v[i]), *joined;
+	for (i = 0; i < n; i++) {
+		char *u = one_url(v[i]);
 
-		if (!u || asprintf(&joined, "%s%s%s", out ? out : "", out ? "," : "", u) < 0) {
-			free(u);
-			free(out);
-			out = NULL;
+		if (!u)
 			break;
-		}
-		free(u);
-		free(out);
-		out = joined;
+		free(v[i]);
+		v[i] = u;
 	}
+	if (i == n)
+		out = hc_urls_join(v, n);
 	hc_urls_free(v, n);
 	return out;
 }
@@ -416,6 +413,22 @@ int hc_urls_split(const char *list, char ***ret, size_t *ret_n)
 	*ret = v;
 	*ret_n = n;
 	return 0;
+}
+
+char *hc_urls_join(char *const *v, size_t n)
+{
+	size_t len = 1;
+	char *out, *p;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 1;
+	out = p = malloc(len);
+	if (!out)
+		return NULL;
+	*p = '\0';
+	for (size_t i = 0; i < n; i++)
+		p = stpcpy(stpcpy(p, i ? "," : ""), v[i]);
+	return out;
 }
 
 void hc_urls_free(char **v, size_t n)

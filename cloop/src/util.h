@@ -89,6 +89,8 @@ char *hc_url_from_arg(const char *arg);
 char *hc_url_join(const char *base, const char *rel);
 /* A mirror list "URL,URL,...": -EINVAL for an empty element. */
 int hc_urls_split(const char *list, char ***ret, size_t *ret_n);
+/* The same list back: "A,B,...". */
+char *hc_urls_join(char *const *v, size_t n);
 void hc_urls_free(char **v, size_t n);
 
 #endif
