@@ -16,59 +16,60 @@ PACKAGES=(
 	qemu-system-x86 ovmf cpio xz-utils
 )
 
-# The Xen stage: the version of Debian's xen source package that
-# hypervisor/*.config were written for, and the packages its build needs
-# beyond a C toolchain (flex and bison: Xen's kconfig; python3: generated
-# headers; build-essential brings dpkg-dev for dpkg-source; zopfli: the
-# smaller gzip, see xen_hypervisor).
-XEN_VERSION=4.17.5+72-g01140da4e8-1
-XEN_PACKAGES=(build-essential flex bison python3 zopfli)
+
+# Stages are found, not listed: every *.stage.sh file in the project's
+# folders is sourced, and each registers what it defines with
+# stage_register NAME ORDER HELP. ORDER places the stage in the default run
+# (./build.sh with no stage) and in --help; 0 keeps it out of the default
+# run. The stage itself is the function stage_NAME (dashes as underscores).
+declare -A STAGE_ORDER=() STAGE_HELP=()
+stage_register() {
+	STAGE_ORDER[$1]=$2
+	STAGE_HELP[$1]=$3
+}
+
+# stage_names [default]: the stages in their order (only those of the
+# default run with "default"); stages outside it come after, by name.
+stage_names() {
+	local s
+	for s in "${!STAGE_ORDER[@]}"; do
+		if ((STAGE_ORDER[$s])); then
+			printf '%03d %s\n' "${STAGE_ORDER[$s]}" "$s"
+		elif [[ ${1:-} != default ]]; then
+			printf '999 %s\n' "$s"
+		fi
+	done | sort | cut -d' ' -f2
+}
 
 usage() {
+	local s first=1 line
+	printf 'Usage: ./build.sh [STAGE...]\n\n'
+	printf 'Builds streamcd and boots it. Stages run in the order given; the default,\n'
+	printf '"./build.sh", is: %s\n' "$(stage_names default | tr '\n' ' ')"
 	cat <<'USAGE'
-Usage: ./build.sh [STAGE...]
-
-Builds streamcd and boots it. Stages run in the order given; the default,
-"./build.sh", is: deps hcloop xen kernel hcloop-static rootfs initrd iso run
 (everything, then the demo boot). Every build stage is skipped when its
 inputs are unchanged, and restored from the machine-wide cache
 (STREAMCD_CACHE, default /var/cache/streamcd) when it built them before.
 
-  deps           install the Debian 12 packages the pipeline and tests need
-  hcloop         the streaming block driver, cloop/build/hcloop
-  xen            Xen from Debian's xen source package: release and debug
-                 hypervisors (hypervisor/*.config) and gdbsx: out/xen/
-  kernel         one Linux 6.1 from linux-source-6.1 (guests/linux/config/):
-                 Xen dom0, PV/PVH/HVM guest and bare metal: out/kernel/
-  hcloop-static  a static hcloop with a lean libcurl from Debian's curl
-                 source, for the initrd: out/hcloop-static/
-  rootfs         the Debian 12 dom0 root filesystem with Xen's tools
-                 (guests/linux/rootfs/), put into the store out/store as
-                 image "dom0": out/rootfs/
-  initrd         static BusyBox + static hcloop + initrd/init:
-                 out/initrd/initrd.img (STREAMCD_MIRRORS: the store URLs
-                 baked in, default http://10.0.2.100)
-  iso            the hybrid BIOS/UEFI ISO: out/streamcd.iso
-  run            serve out/store on 127.0.0.1 and boot the ISO in QEMU with
-                 the serial console on this terminal (Ctrl-A x quits). With
-                 no terminal (CI, </dev/null, piped output) the console goes
-                 to stdout and the run ends by itself: exit 0 at "streamcd:
-                 dom0 ready", exit 1 at "streamcd: FAILED" or after
-                 STREAMCD_RUN_TIMEOUT s (1800); STREAMCD_RUN_UNTIL=exit
-                 instead runs until QEMU exits, the console on stdin/stdout
-                 untouched, for scripts that drive it. Also:
-                 STREAMCD_FIRMWARE=bios|uefi, STREAMCD_MEDIA=cdrom|disk
-                 (disk: as if written to a USB stick), STREAMCD_MEM (MiB)
-  serve          serve out/store on the LAN (STREAMCD_PORT, default 8080)
-                 for real machines booted from the ISO; prints the boot line
-  demo           hcloop alone: an ext4 image of a generated tree into the
-                 store, served and mounted on this machine, checked
-  clean          remove out/ and the build directories (not the cache)
+USAGE
+	for s in $(stage_names); do
+		first=1
+		while IFS= read -r line; do
+			if ((first)); then
+				printf '  %-14s %s\n' "$s" "$line"
+				first=0
+			else
+				printf '  %-14s %s\n' "" "$line"
+			fi
+		done <<<"${STAGE_HELP[$s]}"
+	done
+	cat <<'USAGE'
 
 Logs: out/log/STAGE.log. Environment: STREAMCD_OUT (default ./out),
 STREAMCD_CACHE ("" turns the machine-wide cache off).
 USAGE
 }
+
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -124,6 +125,13 @@ debian_source() {
 	rm -rf "$dir"
 	log_run "$name" dpkg-source -x "$dsc" "$dir"
 }
+
+
+stage_register deps 1 "install the Debian 12 packages the pipeline and tests need"
+stage_register hcloop 10 "the streaming block driver, cloop/build/hcloop"
+stage_register demo 0 "hcloop alone: an ext4 image of a generated tree into the
+store, served and mounted on this machine, checked"
+stage_register clean 0 "remove out/ and the build directories (not the cache)"
 
 stage_deps() {
 	install_missing deps "${PACKAGES[@]}"
@@ -183,6 +191,7 @@ stage_demo() {
 	losetup -d "$loopdev"
 	return "$rc"
 }
+
 
 # Debian's source archives sit beside its binary ones, so the deb-src entries
 # are the machine's own deb entries with another type: that keeps every mirror
@@ -288,147 +297,12 @@ ensure_deb_src() {
 	run_logged "$stage-apt" apt-get update
 }
 
-# Everything that decides what out/xen/ holds; a change to any of it rebuilds.
-xen_inputs_hash() {
-	local fns
-	mapfile -t fns < <(declare -F | awk '$3 ~ /^(stage_xen|xen_)/ { print $3 }')
-	{
-		printf '%s\n' "$XEN_VERSION" "${XEN_PACKAGES[*]}"
-		declare -f "${fns[@]}"
-		cat "$TOP/hypervisor/release.config" "$TOP/hypervisor/debug.config"
-		gcc --version | head -n 1
-		ld --version | head -n 1
-	} | sha256sum | cut -d ' ' -f 1
-}
-
-
-# xen_check_config CONFIG FRAGMENT...: Kconfig drops an option whose
-# dependencies are unmet without a word, so compare every line of the
-# fragments (the last one for a symbol wins, as in Kconfig) with the result.
-xen_check_config() {
-	local config=$1 line sym have bad=()
-	shift
-	local -A want=()
-	while IFS= read -r line; do
-		if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
-			want[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
-		elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
-			want[${BASH_REMATCH[1]}]=n
-		fi
-	done < <(cat "$@")
-	for sym in $(printf '%s\n' "${!want[@]}" | sort); do
-		have=$(sed -n "s/^$sym=//p" "$config")
-		[[ -n $have ]] || have=n
-		[[ $have == "${want[$sym]}" ]] || bad+=("$sym (wanted ${want[$sym]}, got $have)")
-	done
-	((${#bad[@]} == 0)) || die "xen: $config: Kconfig did not keep ${bad[*]}"
-	for sym in $(printf '%s\n' "${!want[@]}" | sort); do
-		printf '%s=%s ' "${sym#CONFIG_}" "${want[$sym]}"
-	done
-}
-
-# xen_check_syms XEN_SYMS SYMBOL...: the code behind options that have no
-# Kconfig symbol of their own (the IOMMU drivers) really got linked in.
-xen_check_syms() {
-	local syms=$1 s missing=()
-	shift
-	for s in "$@"; do
-		nm "$syms" | grep -Eq " [TtDdRrBb] $s\$" || missing+=("$s")
-	done
-	((${#missing[@]} == 0)) || die "xen: $syms lacks ${missing[*]}"
-}
-
-# xen_hypervisor SRC BUILD FRAGMENT...: an out-of-tree build of SRC/xen in
-# BUILD, configured from Xen's defaults plus the fragments.
-xen_hypervisor() {
-	local src=$1 build=$2 epoch
-	shift 2
-	epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
-	mkdir -p "$build"
-	cat "$@" >"$build/.config"
-	# The build host, user and date would otherwise end up in the binary
-	# (xl info) and make every build differ.
-	local args=(
-		-C "$src/xen" O="$build" PYTHON=/usr/bin/python3
-		XEN_BUILD_DATE="$(LC_ALL=C date -u -d "@$epoch")"
-		XEN_BUILD_TIME="$(LC_ALL=C date -u -d "@$epoch" +%T)"
-		XEN_WHOAMI=streamcd XEN_DOMAIN=streamcd XEN_BUILD_HOST=streamcd
-	)
-	# Xen's own flags must win over anything in the environment.
-	log_run xen env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" olddefconfig
-	log_run xen env -u CFLAGS -u CPPFLAGS -u LDFLAGS make "${args[@]}" -j"$(nproc)"
-	# mboot.c32 inflates only gzip, so the format stays; zopfli writes a
-	# gzip stream ~3% smaller than gzip -9 (about 38 KiB per hypervisor on
-	# the CD), deterministically and without a name or date in the header.
-	# It writes $build/xen.gz itself: log_run owns stdout.
-	rm -f "$build/xen.gz"
-	log_run xen zopfli --gzip -i15 "$build/xen"
-}
-
-# gdbsx talks to /dev/xen/privcmd with Xen's public headers only, so of the
-# tools tree it needs just tools/include and no ./configure; the tools'
-# Makefiles insist on config/Tools.mk existing, and an empty one gives
-# gdbsx everything it uses from Config.mk's defaults.
-xen_gdbsx() {
-	local src=$1
-	local args=(
-		PYTHON=/usr/bin/python3
-		EXTRA_CFLAGS_XEN_TOOLS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
-		PREPEND_LDFLAGS_XEN_TOOLS="$(dpkg-buildflags --get LDFLAGS)"
-	)
-	echo '# streamcd: gdbsx needs nothing ./configure finds' >"$src/config/Tools.mk"
-	log_run xen make -C "$src/tools/include" "${args[@]}" xen-foreign xen-dir
-	log_run xen make -C "$src/tools/debugger/gdbsx" "${args[@]}" -j"$(nproc)"
-}
-
-stage_xen() {
-	local hash dest="$OUT/xen" work="$OUT/xen.work" src opts start=$SECONDS
-	local outputs=(xen.gz xen-debug.gz xen.config xen-debug.config gdbsx)
-	local rel="$TOP/hypervisor/release.config" dbg="$TOP/hypervisor/debug.config"
-	hash=$(xen_inputs_hash)
-	if stage_uptodate xen "$hash" "$dest" "${outputs[@]}"; then
-		log "xen: $dest is up to date (inputs ${hash:0:12})"
-		return 0
-	fi
-	mkdir -p "$OUT/log"
-	: >"$OUT/log/xen.log"
-	ensure_deb_src xen
-	install_missing xen "${XEN_PACKAGES[@]}"
-	src="$OUT/src/xen-$(sed 's/^[0-9]*://; s/-[^-]*$//' <<<"$XEN_VERSION")"
-	log "xen: unpacking Debian's xen $XEN_VERSION into $src"
-	debian_source xen xen "$XEN_VERSION" "$src" "XEN_VERSION in build.sh"
-	rm -rf "$work"
-	mkdir -p "$work/out"
-	log "xen: building the release hypervisor (log: $OUT/log/xen.log)"
-	xen_hypervisor "$src" "$work/release" "$rel"
-	opts=$(xen_check_config "$work/release/.config" "$rel")
-	log "xen: release .config verified: $opts"
-	log "xen: building the debug hypervisor"
-	xen_hypervisor "$src" "$work/debug" "$rel" "$dbg"
-	opts=$(xen_check_config "$work/debug/.config" "$rel" "$dbg")
-	log "xen: debug .config verified: $opts"
-	xen_check_syms "$work/release/xen-syms" intel_iommu_init_ops amd_iommu_init \
-		iommu_do_pci_domctl shadow_enable gdbsx_guest_mem_io
-	xen_check_syms "$work/debug/xen-syms" intel_iommu_init_ops amd_iommu_init \
-		iommu_do_pci_domctl shadow_enable gdbsx_guest_mem_io __trap_to_gdb
-	log "xen: building gdbsx"
-	xen_gdbsx "$src"
-	cp "$work/release/xen.gz" "$work/out/xen.gz"
-	cp "$work/debug/xen.gz" "$work/out/xen-debug.gz"
-	cp "$work/release/.config" "$work/out/xen.config"
-	cp "$work/debug/.config" "$work/out/xen-debug.config"
-	strip -o "$work/out/gdbsx" "$src/tools/debugger/gdbsx/gdbsx"
-	rm -rf "$dest"
-	mv "$work/out" "$dest"
-	rm -rf "$work"
-	stage_cache xen "$hash" "$dest"
-	log "xen: done in $((SECONDS - start)) s: $(cd "$dest" && du -b "${outputs[@]}" | awk '{ printf "%s %d KiB  ", $2, ($1 + 1023) / 1024 }')"
-}
 
 stage_clean() {
 	rm -rf "$OUT"
 	make -C "$TOP/cloop" clean >/dev/null
 }
+
 
 # A machine-wide cache of stage outputs, keyed by the hash of their inputs:
 # a fresh clone on a machine that built the same inputs before (CI, a second
@@ -474,26 +348,60 @@ stage_cache() {
 	find "$CACHE/$name" -mindepth 1 -maxdepth 1 -printf "%T@ %p\n" | sort -rn | tail -n +3 | cut -d " " -f 2- | xargs -r rm -rf
 }
 
-# Stages kept beside what they build.
-# shellcheck source=guests/linux/kernel.sh
-. "$TOP/guests/linux/kernel.sh"
-for f in "$TOP"/cloop/static.sh "$TOP"/guests/linux/rootfs.sh "$TOP"/initrd/busybox.sh "$TOP"/initrd/initrd.sh \
-	"$TOP"/iso/iso.sh "$TOP"/iso/run.sh; do
+
+# Set by stage_build: 1 when it built, 0 when DEST was up to date.
+# shellcheck disable=SC2034 # read by the stage files
+STAGE_BUILT=0
+
+# stage_build NAME HASH DEST FILE... -- CMD [ARG...]: the skeleton of every
+# cached stage. DEST is up to date when it holds each FILE built from
+# inputs HASH, or is restored from the machine-wide cache when that holds
+# them; otherwise CMD ARG... DIR makes the FILEs in DIR, a fresh DEST.new,
+# which then replaces DEST and is cached. STAGE_BUILT says which it was. A
+# failed build leaves DEST as it was.
+# shellcheck disable=SC2034 # STAGE_BUILT is read by the stage files
+stage_build() {
+	local name=$1 hash=$2 dest=$3 files=() f
+	shift 3
+	while (($#)) && [[ $1 != -- ]]; do
+		files+=("$1")
+		shift
+	done
+	[[ ${1:-} == -- && $# -ge 2 ]] || die "stage_build $name: no command after --"
+	shift
+	STAGE_BUILT=0
+	if stage_uptodate "$name" "$hash" "$dest" "${files[@]}"; then
+		log "$name: up to date ($dest)"
+		return 0
+	fi
+	rm -rf "$dest.new"
+	mkdir -p "$dest.new"
+	"$@" "$dest.new"
+	for f in "${files[@]}"; do
+		[[ -e $dest.new/$f ]] || die "$name: the build made no $f"
+	done
+	rm -rf "$dest"
+	mv "$dest.new" "$dest"
+	stage_cache "$name" "$hash" "$dest"
+	STAGE_BUILT=1
+}
+
+
+# Stage files beside what they build; each registers its stages.
+for f in "$TOP"/{cloop,hypervisor,guests,guests/*,initrd,iso}/*.stage.sh; do
 	# shellcheck disable=SC1090 # each is checked on its own by tests/run.sh
 	[[ -f $f ]] && . "$f"
 done
 
-STAGES=(deps hcloop demo xen kernel hcloop-static rootfs initrd iso run serve clean)
-
 main() {
 	local stages=("$@") s
-	((${#stages[@]})) || stages=(deps hcloop xen kernel hcloop-static rootfs initrd iso run)
+	((${#stages[@]})) || mapfile -t stages < <(stage_names default)
 	for s in "${stages[@]}"; do
 		case $s in
 		-h | --help | help) usage; return 0 ;;
 		esac
-		[[ " ${STAGES[*]} " == *" $s "* ]] || { usage >&2; die "unknown stage: $s"; }
-		declare -F "stage_${s//-/_}" >/dev/null || die "stage $s is not written yet"
+		[[ -n ${STAGE_ORDER[$s]:-} ]] || { usage >&2; die "unknown stage: $s"; }
+		declare -F "stage_${s//-/_}" >/dev/null || die "stage $s has no function stage_${s//-/_}"
 	done
 	for s in "${stages[@]}"; do
 		"stage_${s//-/_}"

@@ -10,7 +10,7 @@ boot_test() {
 	top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 	logdir=$top/out/test-logs
 	mkdir -p "$logdir"
-	"$top/build.sh" xen kernel hcloop-static rootfs initrd iso
+	"$top/build.sh" xen kernel hcloop-static rootfs guests initrd iso
 	echo "measure: ISO $(stat -c %s "$top/out/streamcd.iso") bytes"
 	env "$@" python3 "$top/tests/boot.py" "$scenario" \
 		--log "$logdir/$(basename "$0" .sh).console"

@@ -1,16 +1,29 @@
 #!/usr/bin/env python3
-"""Boot out/streamcd.iso in QEMU through `./build.sh run` and check what the
-serial console shows. One scenario per run:
+"""The one QEMU console driver of the boot tests: boots an ISO through
+`./build.sh run` (the same QEMU command line a person gets) and drives its
+serial console. One scenario per run:
 
   dom0      default entry: Xen, dom0 root over HTTP through hcloop, xl list
   bare      "Linux without a hypervisor": the same root, no Xen
   debug     "Xen debug build": the debug hypervisor, then dom0
   noserver  no store server: the initrd must fail with hcloop's message
             and a shell, not hang
+  guest-pv  kiosk launch of linux-pv (streamcd.launch=), its network, gdbsx
+            and gdb on it, linux-pvh beside it from the same image (each
+            sees only its own writes), the launcher's errors, stop and
+            cleanup
+  guest-hvm kiosk launch of linux-hvm: SeaBIOS, SYSLINUX from the disk,
+            console on the emulated COM1, its network, stop and cleanup
+  iommu     q35 with an emulated Intel IOMMU: Xen's VT-d with interrupt
+            remapping, a second NIC passed to linux-pv, which gets a lease
+  expect    boot whatever $STREAMCD_OUT/streamcd.iso holds with no server,
+            press --key keys when their pattern shows, and wait for each
+            EXPECT pattern in turn (tests/iso-boot.sh's ISO of test kernels)
 
-Environment for ./build.sh run (STREAMCD_FIRMWARE, STREAMCD_MEDIA) passes
-through; STREAMCD_RUN_UNTIL=exit keeps the run going past "dom0 ready" (a
-run without a terminal would end there). Prints what it measured; exit status 0 only if every check held.
+Environment for ./build.sh run (STREAMCD_FIRMWARE, STREAMCD_MEDIA,
+STREAMCD_OUT, ...) passes through; STREAMCD_RUN_UNTIL=exit keeps the run
+going past "dom0 ready". Prints "measure:" lines; exit status 0 only if
+every check held.
 """
 import argparse
 import os
@@ -25,6 +38,9 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(rb"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[78=>cDEHM])")
 # Ctrl-N moves down in both menu.c32 and GRUB; escape sequences get split.
 DOWN = "\x0e"
+# xl console's escape: back to dom0.
+DETACH = "\x1d"
+GUEST_READY = r"streamcd: guest {} ready \((\d+(?:\.\d+)?) s, (\d+) bytes fetched\)"
 
 
 class Fail(Exception):
@@ -88,6 +104,13 @@ class Console:
         self.proc.stdin.write((text + ("\r" if enter else "")).encode())
         self.proc.stdin.flush()
 
+    def keys(self, text, gap=0.3):
+        """Type TEXT one key at a time, so that a boot loader sees each."""
+        for ch in text:
+            time.sleep(gap)
+            self.proc.stdin.write(ch.encode("latin1"))
+            self.proc.stdin.flush()
+
     def run(self, command, timeout=120):
         """Type COMMAND at the shell; return its output. The end marker is
         computed by the shell, so the echo of the typed line never matches."""
@@ -110,7 +133,7 @@ class Console:
 def check(cond, msg):
     if not cond:
         raise Fail(msg)
-    print(f"ok: {msg}")
+    print(f"ok: {msg}", flush=True)
 
 
 def choose_entry(con, n):
@@ -123,15 +146,28 @@ def choose_entry(con, n):
         con.send("", enter=True)
 
 
-def login(con):
-    """Past 'streamcd: dom0 ready' to a root shell prompt."""
-    m = con.expect(r"login: *$|^root@[^\n]*[#$] *$", 180, "a login prompt or a shell")
-    if m.group(0).rstrip().endswith("login:"):
-        con.send("root")
-        con.expect(r"[#$] *$", 120, "the shell prompt after logging in as root")
+def shell_setup(con):
     # Quiet kernel messages and a fixed prompt make outputs parseable.
     con.send("dmesg -n 1 2>/dev/null; PS1='# '; export TERM=dumb")
     con.expect(r"^# *$", 60, "the prompt")
+
+
+def login(con):
+    """Past 'streamcd: dom0 ready' to a root shell prompt: from the guest
+    menu (its 's' item), a login prompt or a shell."""
+    m = con.expect(r"streamcd> *$|login: *$|^root@[^\n]*[#$] *$", 180,
+                   "the guest menu, a login prompt or a shell")
+    if m.group(0).rstrip().endswith("streamcd>"):
+        con.send("s")
+        con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
+    elif m.group(0).rstrip().endswith("login:"):
+        con.send("root")
+        con.expect(r"[#$] *$", 120, "the shell prompt after logging in as root")
+    shell_setup(con)
+
+
+def stats_of(text):
+    return dict(ln.split(None, 1) for ln in text.splitlines() if len(ln.split(None, 1)) == 2)
 
 
 def root_checks(con, url_re):
@@ -139,14 +175,13 @@ def root_checks(con, url_re):
     root = [ln for ln in mounts.splitlines() if len(ln.split()) > 2 and ln.split()[1] == "/"]
     check(root and root[-1].split()[2] == "overlay", f"/ is an overlay: {root[-1] if root else mounts}")
     check("fuse.hcloop" in mounts, "hcloop's FUSE mount is in /proc/mounts")
-    stats = dict(ln.split(None, 1) for ln in con.run("cat /run/streamcd/store/.stats").splitlines()
-                 if len(ln.split(None, 1)) == 2)
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
     check(re.match(url_re, stats.get("url", "")), f"hcloop serves from {stats.get('url')}")
     blocks = int(stats.get("fetched_blocks", "0"))
     check(blocks > 0, f"hcloop fetched {blocks} blocks over HTTP")
     check(stats.get("read_errors") == "0", "no read errors")
     # The image carries no xattrs that the kernel (no SQUASHFS_XATTR) would
-    # complain about at each mount (guests/linux/rootfs.sh).
+    # complain about at each mount (guests/linux/rootfs.stage.sh).
     errs = con.run("dmesg | grep -i 'squashfs error' || true")
     check(not errs.strip(), f"no SQUASHFS errors in dmesg {errs.strip()!r}")
     print(f"measure: fetched {blocks} blocks, {int(stats.get('fetched_bytes', 0))} bytes "
@@ -154,17 +189,26 @@ def root_checks(con, url_re):
           f"{int(stats.get('image_bytes', 0))} bytes)")
 
 
-def scenario_boot(con, entry, hypervisor, debug=False):
+def dom0_booted(con, entry=0, debug=False):
+    """From QEMU's start to a root shell in dom0, with Xen's banner checked."""
     choose_entry(con, entry)
-    if hypervisor:
-        m = con.expect(r"Xen version (4\.17\S*) [^\n]*debug=([yn])", 300, "Xen's banner")
-        check(m.group(2) == ("y" if debug else "n"),
-              f"Xen {m.group(1)} with debug={m.group(2)}")
+    m = con.expect(r"Xen version (4\.17\S*) [^\n]*debug=([yn])", 300, "Xen's banner")
+    check(m.group(2) == ("y" if debug else "n"), f"Xen {m.group(1)} with debug={m.group(2)}")
     m = con.expect(r"streamcd: root mounted from (\S+) \(image (\S+), version (\S+)\)", 600,
                    "'streamcd: root mounted from ...'")
     print(f"measure: root mounted at {con.elapsed():.0f} s: {m.group(0)}")
     con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
     print(f"measure: dom0 ready at {con.elapsed():.0f} s")
+
+
+def scenario_boot(con, entry, hypervisor, debug=False):
+    if hypervisor:
+        dom0_booted(con, entry, debug)
+    else:
+        choose_entry(con, entry)
+        con.expect(r"streamcd: root mounted from", 600, "'streamcd: root mounted from ...'")
+        con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
+        print(f"measure: dom0 ready at {con.elapsed():.0f} s")
     login(con)
     print(f"measure: shell at {con.elapsed():.0f} s")
     root_checks(con, r"http://10\.0\.2\.100")
@@ -191,25 +235,239 @@ def scenario_noserver(con):
     check("shell-2" in out, "the rescue shell answers")
 
 
+# ---- guests ----
+
+def guest_up(con, name, mode, started_at=None):
+    """A launched guest's console: its marker with the right mode, then
+    dom0's ready line. Returns (seconds, bytes) from the ready line."""
+    t = started_at if started_at is not None else con.elapsed()
+    m = con.expect(r"streamcd-guest: Linux (\S+) ready, Xen (\S+) guest, root (\S+)", 900,
+                   f"{name}'s marker line")
+    check(m.group(2) == mode.upper(), f"{name} runs as a Xen {m.group(2)} guest "
+          f"(Linux {m.group(1)}, root {m.group(3)})")
+    m = con.expect(GUEST_READY.format(re.escape(name)), 300, f"'streamcd: guest {name} ready'")
+    secs, fetched = float(m.group(1)), int(m.group(2))
+    print(f"measure: {name} ({mode}) ready {secs:.1f} s after launch, {fetched} bytes fetched "
+          f"(seen {con.elapsed() - t:.0f} s after the launch was typed)", flush=True)
+    return secs, fetched
+
+
+def guest_shell(con, mode):
+    """The guest's shell prompt on its console (the ready line may have come
+    before or after the prompt)."""
+    con.send("")
+    con.expect(rf"^{mode}-guest:[^\n]*# *$", 60, f"the {mode} guest's shell prompt")
+    con.send("PS1='g# '")
+    con.expect(r"^g# *$", 60, "the guest's fixed prompt")
+
+
+def guest_network(con, name):
+    out = con.run("for i in $(seq 30); do ip -4 -o addr show eth0 | grep -q inet && break; sleep 1; done; "
+                  "ip -4 -o addr show eth0", 60)
+    m = re.search(r"inet (10\.47\.0\.\d+)/24", out)
+    check(m, f"{name} has a DHCP lease on dom0's guest bridge: {out.strip()}")
+    # The store server, reached through dom0's NAT and QEMU's user network.
+    out = con.run("wget -q -O - http://10.0.2.100/index/catalog/latest", 60)
+    check(re.search(r"^\S+ \d+ [0-9a-f]{64}$", out, re.M),
+          f"{name} reaches what dom0 reaches (the store's catalog/latest through NAT): {out.strip()}")
+
+
+def detach_to_menu(con):
+    con.send(DETACH, enter=False)
+    con.expect(r"streamcd> *$", 120, "the guest menu after leaving the guest's console")
+
+
+def dom0_cleaned(con, name, image_kept):
+    """After NAME stopped: its layer is gone; the image's mount and loop
+    device stay only when IMAGE_KEPT (another guest uses it)."""
+    out = con.run("ls /dev/mapper; echo ==; losetup -a; echo ==; "
+                  "grep -o ' /run/streamcd/guests/img/[^ ]*' /proc/mounts; echo ==; xl list", 60)
+    dm, loops, mounts, xl = (out + "\n==\n==\n==").split("==\n")[:4]
+    check(f"streamcd-{name}-" not in dm, f"{name}'s copy-on-write device is gone: {dm.split()}")
+    check(not re.search(rf"^{re.escape(name)}\s", xl, re.M), f"{name} is no longer in xl list")
+    check(f"/guests/{name}/cow" not in loops, f"{name}'s layer file is detached:\n{loops}")
+    if image_kept:
+        check("linux-disk@" in mounts and "linux-disk@" in loops,
+              f"the shared image stays mounted and attached for the other guest:\n{mounts}{loops}")
+    else:
+        check("/run/streamcd/guests/" not in mounts + loops,
+              f"no image mount or loop device is left:\n{mounts}{loops}")
+
+
+def scenario_guest_pv(con):
+    dom0_booted(con)
+    # streamcd.launch=linux-pv: the launcher starts it and attaches.
+    con.expect(r"streamcd: starting linux-pv", 300, "the kiosk launch of linux-pv")
+    t = con.elapsed()
+    guest_up(con, "linux-pv", "pv", t)
+    guest_shell(con, "pv")
+    guest_network(con, "linux-pv")
+    con.run("echo written-by-pv > /root/mark; sync")
+    detach_to_menu(con)
+    con.send("s")
+    con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
+    shell_setup(con)
+
+    # Errors: unknown guest, unreachable store; dom0 keeps working.
+    out = con.run("streamcd launch no-such-guest; echo rc=$?")
+    check("no guest named 'no-such-guest'" in out and "rc=1" in out, f"unknown guest refused: {out.strip()}")
+    out = con.run("cp /run/streamcd/store.conf /tmp/sc; "
+                  "sed -i 's|^STREAMCD_URLS=.*|STREAMCD_URLS=http://10.0.2.100:81|' /run/streamcd/store.conf; "
+                  "streamcd launch --no-attach linux-hvm; echo rc=$?; cp /tmp/sc /run/streamcd/store.conf", 180)
+    check("cannot mount image" in out and "rc=1" in out, f"unreachable store reported: {out.strip()}")
+    out = con.run("xl list | grep -c linux-hvm; ls /dev/mapper | grep -c linux-hvm; true")
+    check(out.split()[:2] == ["0", "0"], f"nothing left of the failed launch: {out.strip()}")
+
+    # gdbsx attaches to the running PV guest; gdb reads its registers and a
+    # kernel symbol through it, with the symbols streamed from the store.
+    out = con.run("streamcd gdb linux-pv -ex 'info registers rip' -ex 'x/s &linux_banner' 2>&1", 300)
+    check(re.search(r"^rip\s+0x[0-9a-f]+", out, re.M), f"gdb reads linux-pv's registers:\n{out}")
+    check(re.search(r"linux_banner>:\s+\"Linux version 6\.1", out), f"gdb reads linux_banner:\n{out}")
+
+    # A second guest from the same image, at the same time.
+    out = con.run("streamcd launch --no-attach linux-pvh && streamcd wait linux-pvh 600; echo rc=$?", 700)
+    check("rc=0" in out, f"linux-pvh launched beside linux-pv: {out.strip()}")
+    ready = con.run("cat /run/streamcd/guests/linux-pvh/ready").split()
+    print(f"measure: linux-pvh (pvh) ready {float(ready[0]):.1f} s after launch, {ready[1]} bytes fetched "
+          f"(a second guest on the same image)")
+    out = con.run("xl list")
+    check(re.search(r"^linux-pv\s", out, re.M) and re.search(r"^linux-pvh\s", out, re.M),
+          f"both guests run:\n{out}")
+    con.send("streamcd console linux-pvh")
+    con.expect(r"attached to linux-pvh's console", 60, "the console of linux-pvh")
+    guest_shell(con, "pvh")
+    out = con.run("cat /root/mark 2>&1; echo written-by-pvh > /root/mark2; sync; ls /root")
+    check("written-by-pv" not in out and "mark2" in out, f"linux-pvh does not see linux-pv's write: {out.strip()}")
+    con.send(DETACH, enter=False)
+    con.expect(r"^# *$", 60, "dom0's prompt after leaving linux-pvh")
+    con.send("streamcd console linux-pv")
+    con.expect(r"attached to linux-pv's console", 60, "the console of linux-pv")
+    guest_shell(con, "pv")
+    out = con.run("cat /root/mark; ls /root")
+    check("written-by-pv" in out and "mark2" not in out,
+          f"linux-pv keeps its own write and not linux-pvh's: {out.strip()}")
+    con.send(DETACH, enter=False)
+    con.expect(r"^# *$", 60, "dom0's prompt after leaving linux-pv")
+
+    # Too little memory: QEMU gives this boot little, so a third guest
+    # does not fit beside the two.
+    out = con.run("streamcd launch --no-attach linux-hvm; echo rc=$?", 120)
+    check("too little memory for linux-hvm" in out and "rc=1" in out, f"memory shortage reported: {out.strip()}")
+    out = con.run("streamcd list")
+    check(re.search(r"linux-pv\s+pv\s.*ready", out) and re.search(r"linux-hvm\s+hvm\s.*stopped", out),
+          f"the list shows states:\n{out}")
+
+    # Stop both: their layers go, then the shared image.
+    con.run("streamcd stop linux-pvh", 120)
+    dom0_cleaned(con, "linux-pvh", image_kept=True)
+    con.run("streamcd stop linux-pv", 120)
+    dom0_cleaned(con, "linux-pv", image_kept=False)
+    con.send("poweroff -f")
+
+
+def scenario_guest_hvm(con):
+    dom0_booted(con)
+    con.expect(r"streamcd: starting linux-hvm", 300, "the kiosk launch of linux-hvm")
+    t = con.elapsed()
+    # SYSLINUX from the guest's own disk says hello on COM1 first.
+    con.expect(r"SYSLINUX \d", 600, "SYSLINUX on the HVM guest's serial console")
+    guest_up(con, "linux-hvm", "hvm", t)
+    guest_shell(con, "hvm")
+    guest_network(con, "linux-hvm")
+    detach_to_menu(con)
+    con.send("x linux-hvm")
+    con.expect(r"linux-hvm stopped", 120, "linux-hvm stopped from the menu")
+    con.expect(r"streamcd> *$", 60, "the menu")
+    con.send("s")
+    con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
+    shell_setup(con)
+    dom0_cleaned(con, "linux-hvm", image_kept=False)
+    con.send("poweroff -f")
+
+
+def scenario_iommu(con):
+    dom0_booted(con)
+    login(con)
+    out = con.run("xl dmesg | grep -iE 'I/O virtualisation|Interrupt remapping|VT-d|iommu' || true", 60)
+    check(re.search(r"I/O virtualisation enabled", out), f"Xen reports I/O virtualisation:\n{out}")
+    check(re.search(r"Interrupt remapping enabled", out), f"Xen reports interrupt remapping:\n{out}")
+    out = con.run("xl info | grep -E '^virt_caps'")
+    check("directio" in out, f"xl info shows direct I/O: {out.strip()}")
+    # The second NIC, on its own QEMU user network: find it by its MAC.
+    bdf = con.run("for d in /sys/bus/pci/devices/*; do "
+                  "[ -d $d/net ] && grep -qi 52:54:00:12:34:99 $d/net/*/address && basename $d; done").strip()
+    check(re.match(r"^0000:[0-9a-f]{2}:[0-9a-f]{2}\.\d$", bdf), f"the second NIC is at {bdf!r}")
+    out = con.run(f"xl pci-assignable-add {bdf} && xl pci-assignable-list", 120)
+    check(bdf in out, f"dom0 made {bdf} assignable:\n{out}")
+    con.send(f"streamcd launch --pci {bdf} linux-pv")
+    guest_up(con, "linux-pv", "pv")
+    guest_shell(con, "pv")
+    out = con.run("for n in /sys/class/net/*; do echo ${n##*/} $(cat $n/address); done")
+    m = re.search(r"^(\S+) 52:54:00:12:34:99$", out, re.M)
+    check(m, f"the guest sees the passed-through NIC:\n{out}")
+    nic = m.group(1)
+    out = con.run(f"ip link set {nic} up; udhcpc -q -n -t 10 -T 2 -i {nic} -s /etc/udhcpc.script 2>&1; "
+                  f"cat /sys/class/net/{nic}/operstate; ip -4 -o addr show {nic}", 180)
+    check(re.search(r"inet 10\.0\.3\.\d+/", out), f"the guest drives it: a lease from QEMU's user network:\n{out}")
+    check("up" in out.split(), f"link up:\n{out}")
+    con.send(DETACH, enter=False)
+    con.send("poweroff -f")
+
+
+def scenario_expect(con, keys, expects):
+    """iso-boot's checks: keys at their patterns, then each pattern in turn."""
+    start = time.monotonic()
+    pending = list(keys)
+    for i, rx in enumerate(expects):
+        while True:
+            if pending and re.search(pending[0][0], con.buf):
+                con.keys(pending.pop(0)[1])
+                continue
+            m = re.compile(rx, re.M).search(con.buf)
+            if m:
+                con.buf = con.buf[m.end():]
+                break
+            if time.monotonic() - start > 600:
+                raise Fail(f"missing after {time.monotonic() - start:.0f} s: {rx!r}")
+            if not con._read(1.0):
+                raise Fail(f"QEMU ended before {rx!r}")
+    print(f"measure: {time.monotonic() - start:.0f} s")
+
+
+SCENARIOS = {
+    "dom0": (lambda con, a: scenario_boot(con, 0, True), {}),
+    "bare": (lambda con, a: scenario_boot(con, 1, False), {}),
+    "debug": (lambda con, a: scenario_boot(con, 2, True, debug=True), {}),
+    "noserver": (lambda con, a: scenario_noserver(con), {"STREAMCD_RUN_SERVER": "0"}),
+    "guest-pv": (lambda con, a: scenario_guest_pv(con),
+                 {"STREAMCD_APPEND": "streamcd.launch=linux-pv", "STREAMCD_MEM": "1450"}),
+    "guest-hvm": (lambda con, a: scenario_guest_hvm(con), {"STREAMCD_APPEND": "streamcd.launch=linux-hvm"}),
+    "iommu": (lambda con, a: scenario_iommu(con),
+              {"STREAMCD_IOMMU": "intel", "STREAMCD_APPEND": "streamcd.menu=0"}),
+    "expect": (lambda con, a: scenario_expect(con, a.keys, a.expect), {"STREAMCD_RUN_SERVER": "0"}),
+}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("scenario", choices=["dom0", "bare", "debug", "noserver"])
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--log", required=True, help="file for the raw console output")
+    ap.add_argument("--key", action="append", default=[], metavar="REGEX=KEYS",
+                    help="expect: type KEYS (Python escapes) once REGEX has shown")
+    ap.add_argument("expect", nargs="*", help="expect: patterns to wait for, in order")
     args = ap.parse_args()
+    args.keys = []
+    for k in args.key:
+        rx, text = k.split("=", 1)
+        args.keys.append((rx, text.encode().decode("unicode_escape")))
+    fn, extra = SCENARIOS[args.scenario]
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"
-    if args.scenario == "noserver":
-        env["STREAMCD_RUN_SERVER"] = "0"
+    for k, v in extra.items():
+        env.setdefault(k, v)
     con = Console(["./build.sh", "run"], env, args.log)
     try:
-        if args.scenario == "dom0":
-            scenario_boot(con, 0, True)
-        elif args.scenario == "bare":
-            scenario_boot(con, 1, False)
-        elif args.scenario == "debug":
-            scenario_boot(con, 2, True, debug=True)
-        else:
-            scenario_noserver(con)
+        fn(con, args)
     except Fail as e:
         print(f"FAIL: {args.scenario}: {e}")
         return 1

@@ -2,7 +2,7 @@
 # The static hcloop (./build.sh hcloop-static) where the initrd runs it: a
 # root holding only that binary, a static BusyBox, device nodes, /proc,
 # /etc/hosts and /etc/resolv.conf; no ld.so, no shared library, no NSS
-# module, and musl instead of glibc (cloop/static.sh). It must mount the
+# module, and musl instead of glibc (cloop/static.stage.sh). It must mount the
 # fixture store by host name, once from /etc/hosts and once through DNS (a
 # tiny server on 127.0.0.1:53 when that port is free), and give back the
 # image bit for bit; with --pubkey, accept the signed index and refuse one

@@ -45,7 +45,7 @@ cat "$work/a/iso/sizes.txt"
 
 XEN='Xen version 4\.17[^\n]* debug=n'
 XEN_DEBUG='Xen version 4\.17[^\n]* debug=y'
-DOM0='ISO-TEST-INIT: cmdline: console=hvc0 quiet\r'
+DOM0='ISO-TEST-INIT: cmdline: console=hvc0 quiet$'
 LINUX='ISO-TEST-INIT: cmdline: [^\n]*console=ttyS0,115200 console=tty0 quiet'
 KERNEL='ISO-TEST-INIT: Linux version 6\.1'
 # Ctrl-N moves down one entry in both menus; waiting for the menu's own
@@ -54,35 +54,37 @@ BIOS_MENU='Linux without a hypervisor'
 UEFI_MENU='executed automatically in'
 N='\x0e'
 
-# boot NAME QEMUBOOT_ARGS... -- EXPECT...
+# boot NAME FIRMWARE MEDIA [--key REGEX=KEYS]... EXPECT...: the ISO booted by
+# `./build.sh run` (no store server) and driven by tests/boot.py.
 boot() {
-	local name=$1
-	shift
+	local name=$1 firmware=$2 media=$3
+	shift 3
 	log "boot: $name"
-	if python3 "$TESTS_DIR/qemuboot.py" --timeout 600 --log "$work/$name.log" "$@"; then
+	if STREAMCD_OUT=$work/a STREAMCD_FIRMWARE=$firmware STREAMCD_MEDIA=$media STREAMCD_RUN_TIMEOUT=900 \
+		python3 "$TESTS_DIR/boot.py" expect --log "$work/$name.log" "$@"; then
 		pass "$name"
 	else
 		fail "$name (serial log: $(tail -c 600 "$work/$name.log" | tr -d '\r' | tail -n 5))"
 	fi
 }
 
-boot bios-cd-default --media cd "$iso" "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot bios-disk-default --media ide "$iso" "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot uefi-cd-default --uefi --media cd "$iso" "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot uefi-disk-default --uefi --media virtio "$iso" "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot bios-linux --key "$BIOS_MENU=$N\r" --media cd "$iso" "$LINUX" "$KERNEL" 'hypervisor=none'
-boot uefi-linux --uefi --key "$UEFI_MENU=$N\r" --media cd "$iso" "$LINUX" "$KERNEL" 'hypervisor=none'
-boot bios-debug --key "$BIOS_MENU=$N$N\r" --media cd "$iso" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
-	'ISO-TEST-INIT: cmdline: console=hvc0\r' 'hypervisor=xen'
-boot uefi-debug --uefi --key "$UEFI_MENU=$N$N\r" --media cd "$iso" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
-	'ISO-TEST-INIT: cmdline: console=hvc0\r' 'hypervisor=xen'
-boot bios-noprefetch --key "$BIOS_MENU=$N$N$N\r" --media cd "$iso" "$XEN" \
-	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0\r' 'hypervisor=xen'
-boot uefi-noprefetch --uefi --key "$UEFI_MENU=$N$N$N\r" --media cd "$iso" "$XEN" \
-	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0\r' 'hypervisor=xen'
+boot bios-cd-default bios cdrom "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
+boot bios-disk-default bios disk "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
+boot uefi-cd-default uefi cdrom "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
+boot uefi-disk-default uefi disk "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
+boot bios-linux bios cdrom --key "$BIOS_MENU=$N\r" "$LINUX" "$KERNEL" 'hypervisor=none'
+boot uefi-linux uefi cdrom --key "$UEFI_MENU=$N\r" "$LINUX" "$KERNEL" 'hypervisor=none'
+boot bios-debug bios cdrom --key "$BIOS_MENU=$N$N\r" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
+	'ISO-TEST-INIT: cmdline: console=hvc0$' 'hypervisor=xen'
+boot uefi-debug uefi cdrom --key "$UEFI_MENU=$N$N\r" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
+	'ISO-TEST-INIT: cmdline: console=hvc0$' 'hypervisor=xen'
+boot bios-noprefetch bios cdrom --key "$BIOS_MENU=$N$N$N\r" "$XEN" \
+	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0$' 'hypervisor=xen'
+boot uefi-noprefetch uefi cdrom --key "$UEFI_MENU=$N$N$N\r" "$XEN" \
+	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0$' 'hypervisor=xen'
 # The help's recipe: Tab, then the options before the last " --- initrd".
 initrd_tail=' --- /boot/initrd.img'
 back=$(printf '\\x02%.0s' $(seq ${#initrd_tail}))
-boot bios-edited-line --key "$BIOS_MENU=\t$back streamcd.url=http://10.0.2.2:8/ streamcd.version=3\r" --media cd "$iso" \
-	"$XEN" 'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.url=http://10.0.2.2:8/ streamcd.version=3\r'
+boot bios-edited-line bios cdrom --key "$BIOS_MENU=\t$back streamcd.url=http://10.0.2.2:8/ streamcd.version=3\r" \
+	"$XEN" 'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.url=http://10.0.2.2:8/ streamcd.version=3$'
 finish

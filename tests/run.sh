@@ -12,13 +12,16 @@ ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hclo
 	hcloop-mirrors-san hcloop-prefetch-san
 	hcloop-static delayproxy
 	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver run-noninteractive
+	boot-guest-pv boot-guest-hvm boot-iommu
 	iso-boot iso-size)
 
 t_lint() {
 	local sh
 	mapfile -t sh < <(git ls-files '*.sh' build.sh .ci/run 2>/dev/null | sort -u)
 	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
-		shellcheck -s sh initrd/init initrd/udhcpc.script &&
+		shellcheck -s sh initrd/init initrd/udhcpc.script guests/linux/guest-root/etc/init.d/rcS \
+			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* &&
+		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
 		python3 -m py_compile tests/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c
 }

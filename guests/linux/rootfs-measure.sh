@@ -14,8 +14,10 @@ TOP=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${STREAMCD_OUT:-$TOP/out}
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'rootfs-measure: %s\n' "$*" >&2; exit 1; }
-# shellcheck source=guests/linux/rootfs.sh
-. "$TOP/guests/linux/rootfs.sh"
+# Only rootfs_mkfs is used; the stage's registration has nothing to do here.
+stage_register() { :; }
+# shellcheck source=guests/linux/rootfs.stage.sh
+. "$TOP/guests/linux/rootfs.stage.sh"
 
 tree=$OUT/rootfs-build/root
 files=$TOP/guests/linux/rootfs-bootfiles.txt

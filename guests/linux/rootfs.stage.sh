@@ -3,10 +3,13 @@
 # toolstack from Debian's xen-utils-4.17, QEMU for HVM guests and our gdbsx,
 # as one read-only image that the initrd streams with hcloop and puts under
 # a tmpfs overlay. Sourced by build.sh, which provides log, die, run_logged,
-# install_missing, stage_uptodate, stage_cache, XEN_VERSION, DEB822_TO_SRC,
+# install_missing, stage_build, XEN_VERSION, DEB822_TO_SRC,
 # ONELINE_TO_SRC, TOP and OUT.
 # Outputs: $OUT/rootfs/{dom0.img,dom0.img.sha256,manifest} and image "dom0"
 # in the store $OUT/store. What goes into the image: guests/linux/rootfs/.
+stage_register rootfs 50 "the Debian 12 dom0 root filesystem with Xen's tools and
+the guest launcher (guests/linux/rootfs/), put into the store
+out/store as image \"dom0\": out/rootfs/"
 
 ROOTFS_SUITE=bookworm
 ROOTFS_HOST_PACKAGES=(debootstrap e2fsprogs squashfs-tools erofs-utils)
@@ -69,7 +72,7 @@ rootfs_epoch() {
 
 rootfs_inputs_hash() {
 	local fns
-	mapfile -t fns < <(declare -F | awk '$3 ~ /^(stage_rootfs|rootfs_)/ { print $3 }')
+	mapfile -t fns < <(declare -F | awk '$3 ~ /^rootfs_/ { print $3 }')
 	{
 		printf '%s\n' "$ROOTFS_SUITE" "$ROOTFS_FS" "$ROOTFS_INIT" "$XEN_VERSION" \
 			"${ROOTFS_HOST_PACKAGES[*]}"
@@ -126,7 +129,8 @@ rootfs_mkfs() {
 	esac
 }
 
-# rootfs_build HASH DEST: debootstrap, configure in a chroot, make the image.
+# rootfs_build HASH DIR: debootstrap, configure in a chroot, make the image
+# (dom0.img, dom0.img.sha256, manifest in DIR).
 rootfs_build() {
 	local hash=$1 dest=$2 work=$OUT/rootfs-build debs=$OUT/rootfs-debs
 	local root=$OUT/rootfs-build/root mirror epoch uuid lists
@@ -172,13 +176,8 @@ rootfs_build() {
 	uuid=${hash:0:8}-${hash:8:4}-${hash:12:4}-${hash:16:4}-${hash:20:12}
 	log "rootfs: making the $ROOTFS_FS image"
 	run_logged rootfs-mkfs rootfs_mkfs "$ROOTFS_FS" "$root" "$work/dom0.img" "$epoch" "$uuid"
-	rm -rf "$dest.new"
-	mkdir -p "$dest.new"
-	mv "$work/dom0.img" "$work/manifest" "$dest.new/"
-	sha256sum <"$dest.new/dom0.img" | cut -d' ' -f1 >"$dest.new/dom0.img.sha256"
-	rm -rf "$dest"
-	mv "$dest.new" "$dest"
-	stage_cache rootfs "$hash" "$dest"
+	mv "$work/dom0.img" "$work/manifest" "$dest/"
+	sha256sum <"$dest/dom0.img" | cut -d' ' -f1 >"$dest/dom0.img.sha256"
 }
 
 stage_rootfs() {
@@ -188,10 +187,8 @@ stage_rootfs() {
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
 	install_missing rootfs "${ROOTFS_HOST_PACKAGES[@]}"
 	hash=$(rootfs_inputs_hash)
-	if stage_uptodate rootfs "$hash" "$dest" dom0.img dom0.img.sha256 manifest; then
-		log "rootfs: up to date ($dest/dom0.img)"
-	else
-		rootfs_build "$hash" "$dest"
+	stage_build rootfs "$hash" "$dest" dom0.img dom0.img.sha256 manifest -- rootfs_build "$hash"
+	if ((STAGE_BUILT)); then
 		log "rootfs: built in $((SECONDS - start)) s: $ROOTFS_FS, $ROOTFS_INIT," \
 			"$(wc -l <"$dest/manifest") packages, $(du -m "$dest/dom0.img" | cut -f1) MiB"
 	fi

@@ -3,7 +3,11 @@
 # from tinyconfig, the kernel's own Xen fragments and guests/linux/config/.
 # Sourced by build.sh, which provides log, die, run_logged, install_missing,
 # TOP and OUT.
-# Outputs: $OUT/kernel/vmlinuz (bzImage) and $OUT/kernel/config.
+stage_register kernel 30 "one Linux 6.1 from linux-source-6.1 (guests/linux/config/):
+Xen dom0, PV/PVH/HVM guest and bare metal: out/kernel/"
+# Outputs: $OUT/kernel/vmlinuz (bzImage), $OUT/kernel/config and
+# $OUT/kernel/vmlinux (the ELF image with its symbol table: gdb reads a
+# guest kernel's symbols from it, through gdbsx).
 
 # What building needs beyond a Debian base system: libelf-dev for objtool,
 # xz-utils for the source tarball and the XZ-compressed bzImage. No
@@ -26,7 +30,7 @@ kernel_inputs_hash() {
 			printf '== %s\n' "${f##*/}"
 			cat "$f"
 		done
-		declare -f stage_kernel kernel_configure kernel_check_config
+		declare -f kernel_build kernel_configure kernel_check_config
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -80,18 +84,10 @@ kernel_check_config() {
 	return 1
 }
 
-stage_kernel() {
-	local dest=$OUT/kernel src=$OUT/src/$KERNEL_SOURCE_PKG work=$OUT/kernel-build
-	local version hash start
-	# Ours are merged after the kernel's own fragments, so their choices win.
-	local fragments=("$TOP"/guests/linux/config/*.config)
-	[[ -f ${fragments[0]} ]] || die "kernel: no fragments in $TOP/guests/linux/config"
-	kernel_install_deps
-	hash=$(kernel_inputs_hash "${fragments[@]}")
-	if stage_uptodate kernel "$hash" "$dest" vmlinuz config; then
-		log "kernel: up to date ($dest/vmlinuz)"
-		return 0
-	fi
+# kernel_build FRAGMENTS_ARRAY_NAME DIR: vmlinuz, vmlinux and config in DIR.
+kernel_build() {
+	local -n frags=$1
+	local dir=$2 src=$OUT/src/$KERNEL_SOURCE_PKG work=$OUT/kernel-build version start=$SECONDS
 	version=$(dpkg-query -W -f='${Version}' "$KERNEL_SOURCE_PKG")
 	mkdir -p "$OUT/src" "$work"
 	kernel_unpack "$version" "$src"
@@ -101,19 +97,23 @@ stage_kernel() {
 		mkdir -p "$work"
 		printf '%s\n' "$version" >"$work/.streamcd-version"
 	fi
-	log "kernel: configuring (tinyconfig + Xen fragments + ${#fragments[@]} project fragments)"
-	run_logged kernel-config kernel_configure "$src" "$work" "${fragments[@]}"
-	kernel_check_config "$work/.config" "${fragments[@]}" ||
+	log "kernel: configuring (tinyconfig + Xen fragments + ${#frags[@]} project fragments)"
+	run_logged kernel-config kernel_configure "$src" "$work" "${frags[@]}"
+	kernel_check_config "$work/.config" "${frags[@]}" ||
 		die "kernel: Kconfig dropped options (unmet dependencies?); see $work/.config"
 	log "kernel: building bzImage with $(nproc) jobs (log: $OUT/log/kernel.log)"
-	start=$SECONDS
 	run_logged kernel make -C "$src" O="$work" ARCH=x86_64 -j"$(nproc)" bzImage
-	rm -rf "$dest.new"
-	mkdir -p "$dest.new"
-	cp "$work/arch/x86/boot/bzImage" "$dest.new/vmlinuz"
-	cp "$work/.config" "$dest.new/config"
-	rm -rf "$dest"
-	mv "$dest.new" "$dest"
-	stage_cache kernel "$hash" "$dest"
-	log "kernel: $dest/vmlinuz, $(stat -c %s "$dest/vmlinuz") bytes, built in $((SECONDS - start)) s"
+	cp "$work/arch/x86/boot/bzImage" "$dir/vmlinuz"
+	cp "$work/vmlinux" "$dir/vmlinux"
+	cp "$work/.config" "$dir/config"
+	log "kernel: $(stat -c %s "$dir/vmlinuz") bytes, built in $((SECONDS - start)) s"
+}
+
+stage_kernel() {
+	# Ours are merged after the kernel's own fragments, so their choices win.
+	local fragments=("$TOP"/guests/linux/config/*.config)
+	[[ -f ${fragments[0]} ]] || die "kernel: no fragments in $TOP/guests/linux/config"
+	kernel_install_deps
+	stage_build kernel "$(kernel_inputs_hash "${fragments[@]}")" "$OUT/kernel" vmlinuz vmlinux config \
+		-- kernel_build fragments
 }

@@ -1,8 +1,11 @@
 # shellcheck shell=bash
-# Stage "initrd": a static BusyBox (initrd/busybox.sh), the static hcloop and initrd/init
+# Stage "initrd": a static BusyBox (initrd/busybox.stage.sh), the static hcloop and initrd/init
 # packed into an xz cpio. Sourced by build.sh, which provides log, die,
-# run_logged, install_missing, stage_uptodate, stage_cache, TOP and OUT.
+# run_logged, install_missing, stage_build, TOP and OUT.
 # Output: $OUT/initrd/initrd.img.
+stage_register initrd 70 "static BusyBox + static hcloop + initrd/init:
+out/initrd/initrd.img (STREAMCD_MIRRORS: the store URLs
+baked in, default http://10.0.2.100)"
 
 INITRD_PACKAGES=(cpio xz-utils)
 
@@ -28,7 +31,7 @@ initrd_inputs_hash() {
 		echo "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
 		sha256sum "$OUT/initrd-busybox/busybox" "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" \
 			"$TOP/initrd/udhcpc.script"
-		declare -f stage_initrd initrd_tree
+		declare -f initrd_make initrd_tree
 	} | sha256sum | cut -d ' ' -f 1
 }
 
@@ -53,19 +56,9 @@ initrd_tree() {
 	mknod -m 0666 "$dir/dev/null" c 1 3
 }
 
-stage_initrd() {
-	local dest=$OUT/initrd work=$OUT/initrd.work hash epoch size
-	install_missing initrd "${INITRD_PACKAGES[@]}"
-	[[ $(id -u) == 0 ]] || die "initrd: making device nodes needs root"
-	stage_hcloop_static
-	mkdir -p "$OUT/src" "$OUT/log"
-	: >"$OUT/log/initrd.log"
-	initrd_busybox_build "$OUT/initrd-busybox/busybox"
-	hash=$(initrd_inputs_hash)
-	if stage_uptodate initrd "$hash" "$dest" initrd.img; then
-		log "initrd: up to date ($dest/initrd.img)"
-		return 0
-	fi
+# initrd_make DIR: initrd.img in DIR.
+initrd_make() {
+	local dir=$1 work=$OUT/initrd.work epoch size
 	epoch=$(source_date_epoch)
 	rm -rf "$work"
 	mkdir -p "$work"
@@ -79,14 +72,20 @@ stage_initrd() {
 	# The kernel's XZ decoder needs CRC32 checks, not xz's default CRC64. The
 	# x86 branch filter (the kernel has XZ_DEC_X86) suits an initrd that is
 	# two executables: 33 KB less than -9e alone.
-	xz --check=crc32 -T1 --x86 --lzma2=preset=9e -c "$work/initrd.cpio" >"$work/initrd.img"
-	size=$(stat -c %s "$work/initrd.img")
+	xz --check=crc32 -T1 --x86 --lzma2=preset=9e -c "$work/initrd.cpio" >"$dir/initrd.img"
+	rm -rf "$work"
+	size=$(stat -c %s "$dir/initrd.img")
 	((size <= INITRD_MAX_BYTES)) ||
 		die "initrd: $size bytes compressed, over the $INITRD_MAX_BYTES-byte target"
-	rm -rf "$dest"
-	mkdir -p "$dest"
-	mv "$work/initrd.img" "$dest/initrd.img"
-	rm -rf "$work"
-	stage_cache initrd "$hash" "$dest"
-	log "initrd: $dest/initrd.img, $size bytes (xz; limit $INITRD_MAX_BYTES)"
+	log "initrd: $size bytes (xz; limit $INITRD_MAX_BYTES)"
+}
+
+stage_initrd() {
+	install_missing initrd "${INITRD_PACKAGES[@]}"
+	[[ $(id -u) == 0 ]] || die "initrd: making device nodes needs root"
+	stage_hcloop_static
+	mkdir -p "$OUT/src" "$OUT/log"
+	: >"$OUT/log/initrd.log"
+	initrd_busybox_build "$OUT/initrd-busybox/busybox"
+	stage_build initrd "$(initrd_inputs_hash)" "$OUT/initrd" initrd.img -- initrd_make
 }

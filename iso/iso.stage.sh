@@ -4,13 +4,14 @@
 # BIOS machines, GRUB (multiboot2) UEFI ones; the same image written to a USB
 # stick boots both ways from disk.
 # Sourced by build.sh, which provides log, die, run_logged, install_missing,
-# stage_uptodate, stage_cache, TOP and OUT.
+# stage_build, TOP and OUT.
 # Inputs: $OUT/xen/{xen.gz,xen-debug.gz}, $OUT/kernel/vmlinuz,
 # $OUT/initrd/initrd.img, iso/{isolinux.cfg,grub.cfg}.
 # Outputs: $OUT/iso/{streamcd.iso,sizes.txt} and $OUT/streamcd.iso.
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
 # STREAMCD_BOOT_ARGS (added to every Linux command line, default none: the
 # initrd has built-in defaults).
+stage_register iso 80 "the hybrid BIOS/UEFI ISO: out/streamcd.iso"
 
 # Every package here either puts bytes into the image or decides its layout,
 # so their versions are part of the stage's input hash.
@@ -101,7 +102,7 @@ iso_inputs_hash() {
 			printf '== %s\n' "${f##*/}"
 			sha256sum <"$f"
 		done
-		declare -f stage_iso iso_config iso_check_args iso_epoch iso_grub_closure iso_grub_modules \
+		declare -f iso_make iso_config iso_check_args iso_epoch iso_grub_closure iso_grub_modules \
 			iso_grub_image iso_esp iso_xorriso
 		declare -p ISO_PACKAGES ISOLINUX_FILES GRUB_CORE_MODULES GRUB_MODULES GRUB_LIB ISO_VOLID
 	} | sha256sum | cut -d' ' -f1
@@ -200,23 +201,36 @@ iso_xorriso() {
 		"$tree"
 }
 
-stage_iso() {
-	local dest=$OUT/iso work=$OUT/iso.work epoch args hash date uuid f size total
+# iso_build ARGS DEST CACHE_NAME: the ISO with ARGS added to every Linux
+# command line, in DEST (streamcd.iso, sizes.txt), cached under CACHE_NAME.
+iso_build() {
+	local args=$1 dest=$2 cache=$3 epoch f total
 	local xen=$OUT/xen/xen.gz xen_debug=$OUT/xen/xen-debug.gz
 	local kernel=$OUT/kernel/vmlinuz initrd=$OUT/initrd/initrd.img
 	install_missing iso "${ISO_PACKAGES[@]}"
 	for f in "$xen" "$xen_debug" "$kernel" "$initrd"; do
 		[[ -f $f ]] || die "iso: $f missing; build it first (./build.sh xen kernel initrd)"
 	done
-	args=${STREAMCD_BOOT_ARGS:-}
 	iso_check_args "$args"
 	epoch=$(iso_epoch)
-	hash=$(iso_inputs_hash "$epoch" "$args" "$xen" "$xen_debug" "$kernel" "$initrd")
-	if stage_uptodate iso "$hash" "$dest" streamcd.iso; then
-		ln -f "$dest/streamcd.iso" "$OUT/streamcd.iso" || cp "$dest/streamcd.iso" "$OUT/streamcd.iso"
-		log "iso: up to date ($OUT/streamcd.iso)"
-		return 0
+	stage_build "$cache" "$(iso_inputs_hash "$epoch" "$args" "$xen" "$xen_debug" "$kernel" "$initrd")" \
+		"$dest" streamcd.iso sizes.txt -- iso_make "$args" "$epoch"
+	((STAGE_BUILT)) || return 0
+	cat "$dest/sizes.txt" >&2
+	# The largest payload is what to trim first.
+	log "iso: largest part: $(sed -n '2,5p' "$dest/sizes.txt" | sort -k2,2nr | awk 'NR == 1 { print $1 }')"
+	total=$(stat -c %s "$dest/streamcd.iso")
+	if ((total > ISO_MAX_BYTES)); then
+		log "iso: WARNING: $total bytes, over the $ISO_MAX_BYTES-byte budget by $((total - ISO_MAX_BYTES))"
 	fi
+	log "iso: $dest/streamcd.iso, $total bytes"
+}
+
+# iso_make ARGS EPOCH DIR: streamcd.iso and sizes.txt in DIR.
+iso_make() {
+	local args=$1 epoch=$2 dir=$3 work=$3.work date uuid f size total
+	local xen=$OUT/xen/xen.gz xen_debug=$OUT/xen/xen-debug.gz
+	local kernel=$OUT/kernel/vmlinuz initrd=$OUT/initrd/initrd.img
 	date=$(date -u -d "@$epoch" +%Y%m%d%H%M%S00)
 	uuid=$(date -u -d "@$epoch" +%Y-%m-%d-%H-%M-%S-00)
 	log "iso: building ($(date -u -d "@$epoch" '+%F %T') UTC, volume UUID $uuid)"
@@ -255,19 +269,13 @@ stage_iso() {
 		printf '%-34s %10d %8d\n' "streamcd.iso" "$total" $(((total + 1023) / 1024))
 	} >"$work/sizes.txt"
 
-	rm -rf "$dest.new"
-	mkdir -p "$dest.new"
-	mv "$work/streamcd.iso" "$work/sizes.txt" "$dest.new/"
-	rm -rf "$dest"
-	mv "$dest.new" "$dest"
+	mv "$work/streamcd.iso" "$work/sizes.txt" "$dir/"
 	rm -rf "$work"
-	stage_cache iso "$hash" "$dest"
-	ln -f "$dest/streamcd.iso" "$OUT/streamcd.iso" || cp "$dest/streamcd.iso" "$OUT/streamcd.iso"
-	cat "$dest/sizes.txt" >&2
-	# The largest payload is what to trim first.
-	log "iso: largest part: $(sed -n '2,5p' "$dest/sizes.txt" | sort -k2,2nr | awk 'NR == 1 { print $1 }')"
-	if ((total > ISO_MAX_BYTES)); then
-		log "iso: WARNING: $total bytes, over the $ISO_MAX_BYTES-byte budget by $((total - ISO_MAX_BYTES))"
-	fi
-	log "iso: $OUT/streamcd.iso, $total bytes"
+}
+
+stage_iso() {
+	iso_build "${STREAMCD_BOOT_ARGS:-}" "$OUT/iso" iso
+	ln -f "$OUT/iso/streamcd.iso" "$OUT/streamcd.iso" 2>/dev/null ||
+		cp "$OUT/iso/streamcd.iso" "$OUT/streamcd.iso"
+	log "iso: $OUT/streamcd.iso"
 }

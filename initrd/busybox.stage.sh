@@ -3,7 +3,7 @@
 # package with only the applets initrd/busybox.config asks for, where
 # Debian's busybox-static has 269, built for a whole system.
 # Sourced by build.sh, which provides log, die, install_missing,
-# ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
+# ensure_deb_src, stage_build, TOP and OUT.
 # Entry point: initrd_busybox_build DEST. Output kept in $OUT/busybox/:
 # busybox (stripped) and config (the resolved .config).
 
@@ -141,41 +141,37 @@ initrd_busybox_check() {
 		die "busybox: applets differ from INITRD_BUSYBOX_APPLETS: $(diff <(tr ' ' '\n' <<<"$want") <(tr ' ' '\n' <<<"$got") | sed -n 's/^\([<>]\) /\1/p' | tr '\n' ' ')(<: missing, >: extra)"
 }
 
+# initrd_busybox_make_into DIR: busybox and its resolved config in DIR.
+initrd_busybox_make_into() {
+	local dir=$1 work=$OUT/busybox.work src build epoch start=$SECONDS
+	mkdir -p "$OUT/log"
+	: >"$OUT/log/busybox.log"
+	ensure_deb_src busybox
+	src=$work/src build=$work/build
+	rm -rf "$work"
+	mkdir -p "$work"
+	log "busybox: unpacking Debian's busybox $INITRD_BUSYBOX_VERSION into $src"
+	debian_source busybox busybox "$INITRD_BUSYBOX_VERSION" "$src" "INITRD_BUSYBOX_VERSION in initrd/busybox.stage.sh"
+	epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
+	initrd_busybox_config "$src" "$build" "$epoch" "$TOP/initrd/busybox.config"
+	log "busybox: building (log: $OUT/log/busybox.log)"
+	# BusyBox's own flags (-Os, sections for --gc-sections) stay; the
+	# build tag replaces the build date in the banner; the file prefix
+	# map keeps the work directory's path out of the binary.
+	initrd_busybox_make "$src" "$build" "$epoch" -j"$(nproc)" busybox SKIP_STRIP=y V=1 \
+		BB_EXTRA_VERSION="Debian $INITRD_BUSYBOX_VERSION, streamcd" \
+		CONFIG_EXTRA_CFLAGS="-ffile-prefix-map=$src=. -ffile-prefix-map=$build=."
+	strip --strip-all -R .comment -R .note -o "$dir/busybox" "$build/busybox_unstripped"
+	cp "$build/.config" "$dir/config"
+	initrd_busybox_check "$dir/busybox" "$build/busybox_unstripped.out"
+	rm -rf "$work"
+	log "busybox: $(stat -c %s "$dir/busybox") bytes ($(xz -9e --check=crc32 -T1 -c "$dir/busybox" | wc -c) with xz -9e), ${#INITRD_BUSYBOX_APPLETS[@]} applets, in $((SECONDS - start)) s"
+}
+
 # initrd_busybox_build DEST: the static, stripped BusyBox into DEST
 # (a file name), built only when initrd_busybox_hash changed.
 initrd_busybox_build() {
-	local dest=$1 out=$OUT/busybox work=$OUT/busybox.work hash src build epoch start=$SECONDS
 	install_missing busybox "${INITRD_BUSYBOX_PACKAGES[@]}"
-	hash=$(initrd_busybox_hash)
-	if stage_uptodate busybox "$hash" "$out" busybox config; then
-		log "busybox: up to date ($out/busybox)"
-	else
-		mkdir -p "$OUT/log"
-		: >"$OUT/log/busybox.log"
-		ensure_deb_src busybox
-		src=$work/src build=$work/build
-		rm -rf "$work"
-		mkdir -p "$work"
-		log "busybox: unpacking Debian's busybox $INITRD_BUSYBOX_VERSION into $src"
-		debian_source busybox busybox "$INITRD_BUSYBOX_VERSION" "$src" "INITRD_BUSYBOX_VERSION in initrd/busybox.sh"
-		epoch=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Timestamp)
-		initrd_busybox_config "$src" "$build" "$epoch" "$TOP/initrd/busybox.config"
-		log "busybox: building (log: $OUT/log/busybox.log)"
-		# BusyBox's own flags (-Os, sections for --gc-sections) stay; the
-		# build tag replaces the build date in the banner; the file prefix
-		# map keeps the work directory's path out of the binary.
-		initrd_busybox_make "$src" "$build" "$epoch" -j"$(nproc)" busybox SKIP_STRIP=y V=1 \
-			BB_EXTRA_VERSION="Debian $INITRD_BUSYBOX_VERSION, streamcd" \
-			CONFIG_EXTRA_CFLAGS="-ffile-prefix-map=$src=. -ffile-prefix-map=$build=."
-		rm -rf "$out.new"
-		mkdir -p "$out.new"
-		strip --strip-all -R .comment -R .note -o "$out.new/busybox" "$build/busybox_unstripped"
-		cp "$build/.config" "$out.new/config"
-		initrd_busybox_check "$out.new/busybox" "$build/busybox_unstripped.out"
-		rm -rf "$out" "$work"
-		mv "$out.new" "$out"
-		stage_cache busybox "$hash" "$out"
-		log "busybox: $out/busybox, $(stat -c %s "$out/busybox") bytes ($(xz -9e --check=crc32 -T1 -c "$out/busybox" | wc -c) with xz -9e), ${#INITRD_BUSYBOX_APPLETS[@]} applets, in $((SECONDS - start)) s"
-	fi
-	install -D -m 0755 "$out/busybox" "$dest"
+	stage_build busybox "$(initrd_busybox_hash)" "$OUT/busybox" busybox config -- initrd_busybox_make_into
+	install -D -m 0755 "$OUT/busybox/busybox" "$1"
 }

@@ -10,11 +10,28 @@
 # STREAMCD_RUN_UNTIL=exit instead passes the console through untouched until
 # QEMU exits, for scripts that drive it on stdin (tests/boot.py logs in
 # after "dom0 ready"); STREAMCD_RUN_TIMEOUT bounds that too.
+stage_register run 90 "serve out/store on 127.0.0.1 and boot the ISO in QEMU with
+the serial console on this terminal (Ctrl-A x quits). With
+no terminal (CI, </dev/null, piped output) the console goes
+to stdout and the run ends by itself: exit 0 at \"streamcd:
+dom0 ready\" (with streamcd.launch=NAME in STREAMCD_APPEND:
+at \"streamcd: guest NAME ready\"), exit 1 at \"streamcd:
+FAILED\" or after STREAMCD_RUN_TIMEOUT s (1800);
+STREAMCD_RUN_UNTIL=exit instead runs until QEMU exits, the
+console on stdin/stdout untouched, for scripts that drive
+it. Also: STREAMCD_APPEND=\"...\" (settings added to the
+booted entry's boot line), STREAMCD_FIRMWARE=bios|uefi,
+STREAMCD_MEDIA=cdrom|disk (disk: as if written to a USB
+stick), STREAMCD_MEM (MiB), STREAMCD_IOMMU=intel|amd (an
+emulated IOMMU and a second NIC, 52:54:00:12:34:99, for
+passthrough)"
+stage_register serve 0 "serve out/store on the LAN (STREAMCD_PORT, default 8080)
+for real machines booted from the ISO; prints the boot line"
 
 RUN_PACKAGES=(qemu-system-x86 nginx-light busybox ovmf)
 
 # What QEMU's user network answers to the guest for the store (the initrd's
-# baked-in default mirror, see initrd/initrd.sh).
+# baked-in default mirror, see initrd/initrd.stage.sh).
 RUN_GUEST_STORE=10.0.2.100
 
 # The console lines that end a watched run: dom0's rc script
@@ -22,6 +39,8 @@ RUN_GUEST_STORE=10.0.2.100
 # initrd's rescue() (initrd/init).
 RUN_READY='streamcd: dom0 ready'
 RUN_FAILED='streamcd: FAILED'
+# The MAC of the NIC that STREAMCD_IOMMU adds, which tests pass through.
+RUN_SECOND_NIC_MAC=52:54:00:12:34:99
 # How many console lines a failed run shows.
 RUN_TAIL=15
 
@@ -85,8 +104,21 @@ run_wait_port() {
 # The guest's network is QEMU's user network restricted to one forwarded
 # address: the store.
 run_qemu_args() {
-	local port=$1 serial=$2 iso=$OUT/streamcd.iso firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
+	local port=$1 serial=$2 iso=$RUN_ISO firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
 	local args=(-machine q35 -m "${STREAMCD_MEM:-3072}" -smp 2 -no-reboot)
+	# An emulated IOMMU, before the PCI devices it translates for, and a
+	# second NIC to pass through to a guest: on its own restricted user
+	# network, whose DHCP server gives 10.0.3.x.
+	# shellcheck disable=SC2054 # commas inside QEMU options
+	case ${STREAMCD_IOMMU:-} in
+	'') ;;
+	intel) args+=(-device intel-iommu,intremap=on) ;;
+	amd) args+=(-device amd-iommu,intremap=on) ;;
+	*) die "run: STREAMCD_IOMMU=$STREAMCD_IOMMU: intel or amd" ;;
+	esac
+	# shellcheck disable=SC2054
+	[[ -z ${STREAMCD_IOMMU:-} ]] ||
+		args+=(-netdev user,id=n1,restrict=on,net=10.0.3.0/24 -device "e1000,netdev=n1,mac=$RUN_SECOND_NIC_MAC")
 	if [[ -w /dev/kvm ]]; then
 		args+=(-accel kvm -cpu host)
 	else
@@ -205,7 +237,7 @@ run_watched() {
 			*"$RUN_READY"*)
 				exec {con}<&-
 				run_stop
-				log "run: dom0 ready $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
+				log "run: '$RUN_READY' $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
 				return 0
 				;;
 			*"$RUN_FAILED"*)
@@ -237,11 +269,30 @@ run_watched() {
 	die "run: QEMU exited (status $rc) $((SECONDS - start)) s after it started, before '$RUN_READY'; the last console lines:"$'\n'"$(run_console_tail "${last[@]}")"$'\n'"QEMU's messages ($qlog):"$'\n'"$(tail -n 5 "$qlog")"
 }
 
+# run_append: STREAMCD_APPEND, settings for the booted entry's Linux line.
+# They go into an ISO of their own (out/run-iso/, cached like the ISO
+# stage), which is the main ISO with the line edited: the boot loaders'
+# menus, the same for BIOS and UEFI, stay untouched. streamcd.launch=NAME
+# among them moves the end of a watched run to the guest's ready line.
+run_append() {
+	local append=${STREAMCD_APPEND:-} w
+	RUN_ISO=$OUT/streamcd.iso
+	[[ -n ${append// /} ]] || return 0
+	iso_build "${STREAMCD_BOOT_ARGS:+$STREAMCD_BOOT_ARGS }$append" "$OUT/run-iso" run-iso
+	RUN_ISO=$OUT/run-iso/streamcd.iso
+	for w in $append; do
+		case $w in
+		streamcd.launch=?*) RUN_READY="streamcd: guest ${w#*=} ready" ;;
+		esac
+	done
+}
+
 stage_run() {
 	local port argv qemu_args rc=0 serial=stdio
 	local until=${STREAMCD_RUN_UNTIL:-ready} timeout=${STREAMCD_RUN_TIMEOUT:-1800}
 	install_missing run "${RUN_PACKAGES[@]}"
 	[[ -f $OUT/streamcd.iso ]] || die "run: no $OUT/streamcd.iso; run ./build.sh iso first"
+	run_append
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "run: STREAMCD_RUN_TIMEOUT=$timeout: give a number of seconds"
 	case $until in
 	ready | exit) ;;
@@ -267,7 +318,7 @@ stage_run() {
 	# the substitution.
 	argv=$(run_qemu_args "$port" "$serial") || exit 1
 	mapfile -t qemu_args <<<"$argv"
-	log "run: store $OUT/store on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $OUT/streamcd.iso (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
+	log "run: store $OUT/store on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $RUN_ISO (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
 	if [[ $serial == mon:stdio ]]; then
 		log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
 		qemu-system-x86_64 "${qemu_args[@]}" || rc=$?

@@ -9,9 +9,11 @@
 # IDN and more), a smaller libzstd, c-ares, zlib, libfuse3 and libsodium
 # (Ed25519 for signed indexes: mount --pubkey).
 # Sourced by build.sh, which provides log, die, log_run, debian_source,
-# install_missing, ensure_deb_src, stage_uptodate, stage_cache, TOP and OUT.
+# install_missing, ensure_deb_src, stage_build, TOP and OUT.
 # Outputs: $OUT/hcloop-static/hcloop (stripped), and the libraries it
 # links, $OUT/hcloop-static-libs/{include,lib}.
+stage_register hcloop-static 40 "a static hcloop with a lean libcurl from Debian's curl
+source, for the initrd: out/hcloop-static/"
 
 # The source packages of Debian 12 this was written and measured with.
 HCLOOP_STATIC_CURL_VERSION=7.88.1-10+deb12u15
@@ -135,7 +137,7 @@ hcloop_static_libs_hash() {
 hcloop_static_hash() {
 	{
 		printf '%s\n' "$1"
-		declare -f stage_hcloop_static hcloop_static_check_link
+		declare -f hcloop_static_build hcloop_static_check_link
 		(cd "$TOP/cloop" && sha256sum src/*.c src/*.h Makefile)
 	} | sha256sum | cut -d ' ' -f 1
 }
@@ -169,7 +171,7 @@ hcloop_static_pc_relocate() {
 # builds from.
 hcloop_static_curl_source() {
 	local dir=$1 v=$HCLOOP_STATIC_CURL_VERSION p
-	debian_source hcloop-static curl "$v" "$dir" "HCLOOP_STATIC_CURL_VERSION in cloop/static.sh"
+	debian_source hcloop-static curl "$v" "$dir" "HCLOOP_STATIC_CURL_VERSION in cloop/static.stage.sh"
 	# The last two patches rename the library for Debian's GnuTLS and NSS
 	# flavours; debian/rules pops them before its OpenSSL build, as we do.
 	[[ $(grep -v '^#' "$dir/debian/patches/series" | grep . | tail -n 2 | tr '\n' ' ') == "90_gnutls.patch 99_nss.patch " ]] ||
@@ -270,23 +272,23 @@ hcloop_static_libs_build() {
 	local -x PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig
 	src=$(hcloop_static_srcdir zlib "$HCLOOP_STATIC_ZLIB_VERSION")
 	log "hcloop-static: zlib $HCLOOP_STATIC_ZLIB_VERSION into $prefix"
-	debian_source hcloop-static zlib "$HCLOOP_STATIC_ZLIB_VERSION" "$src" "HCLOOP_STATIC_ZLIB_VERSION in cloop/static.sh"
+	debian_source hcloop-static zlib "$HCLOOP_STATIC_ZLIB_VERSION" "$src" "HCLOOP_STATIC_ZLIB_VERSION in cloop/static.stage.sh"
 	hcloop_static_zlib_build "$src" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir libzstd "$HCLOOP_STATIC_ZSTD_VERSION")
 	log "hcloop-static: libzstd $HCLOOP_STATIC_ZSTD_VERSION into $prefix: ${HCLOOP_STATIC_ZSTD_MAKE[*]}"
-	debian_source hcloop-static libzstd "$HCLOOP_STATIC_ZSTD_VERSION" "$src" "HCLOOP_STATIC_ZSTD_VERSION in cloop/static.sh"
+	debian_source hcloop-static libzstd "$HCLOOP_STATIC_ZSTD_VERSION" "$src" "HCLOOP_STATIC_ZSTD_VERSION in cloop/static.stage.sh"
 	hcloop_static_zstd_build "$src" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir fuse3 "$HCLOOP_STATIC_FUSE_VERSION")
 	log "hcloop-static: libfuse3 $HCLOOP_STATIC_FUSE_VERSION into $prefix: ${HCLOOP_STATIC_FUSE_FLAGS[*]}"
-	debian_source hcloop-static fuse3 "$HCLOOP_STATIC_FUSE_VERSION" "$src" "HCLOOP_STATIC_FUSE_VERSION in cloop/static.sh"
+	debian_source hcloop-static fuse3 "$HCLOOP_STATIC_FUSE_VERSION" "$src" "HCLOOP_STATIC_FUSE_VERSION in cloop/static.stage.sh"
 	hcloop_static_fuse_build "$src" "$work/fuse3" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir c-ares "$HCLOOP_STATIC_CARES_VERSION")
 	log "hcloop-static: c-ares $HCLOOP_STATIC_CARES_VERSION into $prefix (its configure takes minutes)"
-	debian_source hcloop-static c-ares "$HCLOOP_STATIC_CARES_VERSION" "$src" "HCLOOP_STATIC_CARES_VERSION in cloop/static.sh"
+	debian_source hcloop-static c-ares "$HCLOOP_STATIC_CARES_VERSION" "$src" "HCLOOP_STATIC_CARES_VERSION in cloop/static.stage.sh"
 	hcloop_static_cares_build "$src" "$work/c-ares" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir libsodium "$HCLOOP_STATIC_SODIUM_VERSION")
 	log "hcloop-static: libsodium $HCLOOP_STATIC_SODIUM_VERSION into $prefix: ${HCLOOP_STATIC_SODIUM_FLAGS[*]}"
-	debian_source hcloop-static libsodium "$HCLOOP_STATIC_SODIUM_VERSION" "$src" "HCLOOP_STATIC_SODIUM_VERSION in cloop/static.sh"
+	debian_source hcloop-static libsodium "$HCLOOP_STATIC_SODIUM_VERSION" "$src" "HCLOOP_STATIC_SODIUM_VERSION in cloop/static.stage.sh"
 	hcloop_static_sodium_build "$src" "$work/libsodium" "$prefix" "$cc"
 	src=$(hcloop_static_srcdir curl "$HCLOOP_STATIC_CURL_VERSION")
 	log "hcloop-static: unpacking Debian's curl $HCLOOP_STATIC_CURL_VERSION into $src"
@@ -317,36 +319,24 @@ hcloop_static_check_link() {
 	[[ -z $fns ]] || die "hcloop-static: the link used static glibc's ${fns}(see $logf)"
 }
 
-stage_hcloop_static() {
-	local dest=$OUT/hcloop-static libs=$OUT/hcloop-static-libs work=$OUT/hcloop-static.work
-	local libs_hash hash pkgs start=$SECONDS
-	# Checked here: the functions that read it run in subshells, where die
-	# would not stop the stage.
-	case $HCLOOP_STATIC_TLS in
-	none) ;;
-	mbedtls) die "hcloop-static: STREAMCD_HCLOOP_TLS=mbedtls: no musl build of mbedTLS yet (see cloop/static.sh)" ;;
-	*) die "hcloop-static: STREAMCD_HCLOOP_TLS=$HCLOOP_STATIC_TLS: want none" ;;
-	esac
-	mapfile -t pkgs < <(hcloop_static_packages)
-	install_missing hcloop-static "${pkgs[@]}"
-	libs_hash=$(hcloop_static_libs_hash)
-	hash=$(hcloop_static_hash "$libs_hash")
-	if stage_uptodate hcloop-static "$hash" "$dest" hcloop; then
-		log "hcloop-static: up to date ($dest/hcloop, $(stat -c %s "$dest/hcloop") bytes)"
-		return 0
-	fi
+# hcloop_static_libs_make WORK PREFIX: the musl libraries into PREFIX.
+hcloop_static_libs_make() {
+	ensure_deb_src hcloop-static
+	rm -rf "$1"
+	log "hcloop-static: building the libraries with musl-gcc (log: $OUT/log/hcloop-static.log)"
+	hcloop_static_libs_build "$2" "$1"
+	rm -rf "$1"
+}
+
+# hcloop_static_build LIBS_HASH DIR: the static hcloop in DIR, linked
+# against the musl libraries (built first when LIBS_HASH is new).
+hcloop_static_build() {
+	local libs=$OUT/hcloop-static-libs dir=$2
 	mkdir -p "$OUT/log"
 	: >"$OUT/log/hcloop-static.log"
-	if stage_uptodate hcloop-static-libs "$libs_hash" "$libs" \
-		lib/libcurl.a lib/libzstd.a lib/libcares.a lib/libz.a lib/libfuse3.a lib/libsodium.a; then
-		log "hcloop-static: the musl libraries in $libs are up to date"
-	else
-		ensure_deb_src hcloop-static
-		rm -rf "$libs" "$work"
-		log "hcloop-static: building the libraries with musl-gcc (log: $OUT/log/hcloop-static.log)"
-		hcloop_static_libs_build "$libs" "$work"
-		stage_cache hcloop-static-libs "$libs_hash" "$libs"
-	fi
+	stage_build hcloop-static-libs "$1" "$libs" \
+		lib/libcurl.a lib/libzstd.a lib/libcares.a lib/libz.a lib/libfuse3.a lib/libsodium.a \
+		-- hcloop_static_libs_make "$OUT/hcloop-static.work"
 	log "hcloop-static: linking cloop/build-static/hcloop"
 	# Compiled and linked afresh every time: make cannot tell objects of
 	# the glibc build (or of older libraries) from musl ones, and the
@@ -357,12 +347,24 @@ stage_hcloop_static() {
 		die "hcloop-static: make static failed; full log: $OUT/log/hcloop-static-link.log"
 	}
 	hcloop_static_check_link "$OUT/log/hcloop-static-link.log" "$TOP/cloop/build-static/hcloop"
-	rm -rf "$work" "$dest.new"
-	mkdir -p "$dest.new"
-	strip --strip-all -R .comment -o "$dest.new/hcloop" "$TOP/cloop/build-static/hcloop"
-	"$dest.new/hcloop" --version >/dev/null 2>&1 || die "hcloop-static: $dest.new/hcloop --version fails"
-	rm -rf "$dest"
-	mv "$dest.new" "$dest"
-	stage_cache hcloop-static "$hash" "$dest"
+	strip --strip-all -R .comment -o "$dir/hcloop" "$TOP/cloop/build-static/hcloop"
+	"$dir/hcloop" --version >/dev/null 2>&1 || die "hcloop-static: $dir/hcloop --version fails"
+}
+
+stage_hcloop_static() {
+	local dest=$OUT/hcloop-static libs_hash pkgs start=$SECONDS
+	# Checked here: the functions that read it run in subshells, where die
+	# would not stop the stage.
+	case $HCLOOP_STATIC_TLS in
+	none) ;;
+	mbedtls) die "hcloop-static: STREAMCD_HCLOOP_TLS=mbedtls: no musl build of mbedTLS yet (see cloop/static.stage.sh)" ;;
+	*) die "hcloop-static: STREAMCD_HCLOOP_TLS=$HCLOOP_STATIC_TLS: want none" ;;
+	esac
+	mapfile -t pkgs < <(hcloop_static_packages)
+	install_missing hcloop-static "${pkgs[@]}"
+	libs_hash=$(hcloop_static_libs_hash)
+	stage_build hcloop-static "$(hcloop_static_hash "$libs_hash")" "$dest" hcloop \
+		-- hcloop_static_build "$libs_hash"
+	((STAGE_BUILT)) || return 0
 	log "hcloop-static: $dest/hcloop, $(stat -c %s "$dest/hcloop") bytes ($(xz -9 -c "$dest/hcloop" | wc -c) with xz -9), musl, TLS: $HCLOOP_STATIC_TLS, in $((SECONDS - start)) s"
 }
