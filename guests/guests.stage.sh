@@ -142,8 +142,8 @@ guest_image_build() (
 
 # guest_image_make FUNCTION FROM DIR: FUNCTION's image and its SHA-256 in DIR.
 guest_image_make() {
-	log "guests: building an image with $1 ($2)"
-	"$1" "$3/image"
+	log "guests: building an image with $1 ($2; log: $OUT/log/guests-images.log)"
+	log_run guests-images "$1" "$3/image"
 	[[ -s $3/image ]] || die "guests: $1 ($2) made no image"
 	sha256sum <"$3/image" | cut -d' ' -f1 >"$3/image.sha256"
 }
