@@ -469,6 +469,8 @@ def main():
     env["STREAMCD_RUN_UNTIL"] = "exit"
     for k, v in extra.items():
         env.setdefault(k, v)
+    # A test runner's SIGTERM must still stop QEMU and the store server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     con = Console(["./build.sh", "run"], env, args.log)
     try:
         fn(con, args)

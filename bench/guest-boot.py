@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Guests launched from dom0, side by side in one run: for each recipe of
+the catalogue (or those named), seconds from `streamcd launch` to the
+guest's ready line and the bytes its image mounts fetched, against the
+bytes of its images, in three ways:
+
+  on-demand   dm-snapshot layer, blocks fetched as the guest reads them
+  profile     the same after a boot profile of each image was recorded
+              (streamcd launch --trace) and attached (hcloop make --profile),
+              so hcloop fetches what the boot reads ahead, in order
+  qcow2       the guest's writes in a qcow2 overlay served by QEMU's qdisk
+              back-end in dom0 instead of dm-snapshot (on demand)
+
+Each way is one QEMU boot of out/streamcd.iso (./build.sh run, TCG here),
+guests launched one after the other, each stopped before the next, so no
+guest finds another's blocks already fetched. The profiles go into a copy of
+out/store (out/bench-guests/store): out/store is left as it was.
+
+Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [NAME...]
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TOP, "tests"))
+import boot  # noqa: E402  (the tests' console driver)
+
+HCLOOP = os.path.join(TOP, "cloop", "build", "hcloop")
+
+
+def catalogue(path):
+    guests, cur = {}, None
+    for ln in open(path):
+        m = re.match(r"^([a-z_]+) = (.*)$", ln.rstrip("\n"))
+        if not m:
+            continue
+        k, v = m.groups()
+        if k == "guest":
+            cur = guests.setdefault(v, {"image": []})
+        elif k == "image":
+            cur["image"].append(v.split())
+        elif cur is not None:
+            cur[k] = v
+    return guests
+
+
+def one_boot(out_dir, names, way, logdir, traces=None):
+    """Boot once; launch each guest in turn; return {name: (secs, bytes)}."""
+    env = dict(os.environ, STREAMCD_RUN_UNTIL="exit",
+               STREAMCD_OUT=out_dir, STREAMCD_CACHE="")
+    con = boot.Console(["./build.sh", "run"], env, os.path.join(logdir, f"{way}.console"))
+    res = {}
+    try:
+        con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
+        boot.login(con)
+        for n in names:
+            opts = "--no-attach"
+            if traces is not None:
+                opts += f" --trace /tmp/trace-{n}"
+            if way == "qcow2":
+                opts += " --cow qcow2"
+            out = con.run(f"streamcd launch {opts} {n} && streamcd wait {n} 900; echo rc=$?", 1000)
+            if "rc=0" not in out:
+                raise boot.Fail(f"{n} did not come up ({way}): {out.strip()}")
+            secs, fetched = con.run(f"cat /run/streamcd/guests/{n}/ready").split()
+            res[n] = (float(secs), int(fetched))
+            print(f"measure: {way} {n}: ready {secs} s after launch, {fetched} bytes fetched", flush=True)
+            if traces is not None:
+                for f in con.run(f"ls /tmp/trace-{n}").split():
+                    img = f[:-len(".trace")]
+                    blocks = con.run(f"cat /tmp/trace-{n}/{f}", 300).split()
+                    traces.setdefault(img, [])
+                    traces[img] += [b for b in blocks if b not in traces[img]]
+            con.run(f"streamcd stop {n}", 300)
+        con.send("poweroff -f")
+    finally:
+        con.close()
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ways", default="on-demand,profile,qcow2")
+    ap.add_argument("names", nargs="*")
+    a = ap.parse_args()
+    out = os.path.join(TOP, "out")
+    guests = catalogue(os.path.join(out, "guests", "catalog"))
+    names = a.names or sorted(guests)
+    ways = a.ways.split(",")
+    work = os.path.join(out, "bench-guests")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(work, "log"))
+    # A private out/: the ISO, and a copy of the store whose index files
+    # the profiles replace (blocks are hard links: make renames new files in).
+    os.link(os.path.join(out, "streamcd.iso"), os.path.join(work, "streamcd.iso"))
+    subprocess.run(["cp", "-al", os.path.join(out, "store"), os.path.join(work, "store")], check=True)
+    for d in ("index",):
+        p = os.path.join(work, "store", d)
+        shutil.rmtree(p)
+        shutil.copytree(os.path.join(out, "store", d), p)
+    logdir = os.path.join(work, "log")
+    results, traces = {}, {}
+    try:
+        if "on-demand" in ways or "profile" in ways:
+            results["on-demand"] = one_boot(work, names, "on-demand", logdir, traces)
+        if "profile" in ways:
+            versions = {i[0]: i[1] for g in guests.values() for i in g["image"]}
+            for img, blocks in traces.items():
+                tf = os.path.join(work, f"{img}.trace")
+                with open(tf, "w") as f:
+                    f.write("".join(f"{b}\n" for b in blocks))
+                src = os.path.join(out, "guests", "images", img, "image")
+                subprocess.run([HCLOOP, "make", "-q", "--profile", tf, src, os.path.join(work, "store"),
+                                img, versions[img]], check=True)
+                print(f"measure: profile of {img}: {len(blocks)} blocks", flush=True)
+            results["profile"] = one_boot(work, names, "profile", logdir)
+        if "qcow2" in ways:
+            results["qcow2"] = one_boot(work, names, "qcow2", logdir)
+    except boot.Fail as e:
+        print(f"FAIL: {e}")
+        return 1
+    print()
+    print(f"{'guest':<11} {'mode':<4} {'images':>9} " +
+          " ".join(f"{w + ' s':>12} {w + ' MB':>13}" for w in ways if w in results) + "  profile/on-demand")
+    for n in names:
+        g = guests[n]
+        size = sum(int(i[3]) for i in g["image"] if i[0] != g.get("symbols"))
+        row = f"{n:<11} {g['mode']:<4} {size / 1e6:>7.1f}MB "
+        row += " ".join(f"{results[w][n][0]:>12.1f} {results[w][n][1] / 1e6:>13.2f}" for w in ways if w in results)
+        if "profile" in results and "on-demand" in results:
+            row += f"  {results['on-demand'][n][0] / results['profile'][n][0]:.2f}x faster"
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
