@@ -16,7 +16,8 @@ guests launched one after the other, each stopped before the next, so no
 guest finds another's blocks already fetched. The profiles go into a copy of
 out/store (out/bench-guests/store): out/store is left as it was.
 
-Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [NAME...]
+Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [--out DIR] [NAME...]
+(--out: the build's out/ directory, default ./out)
 """
 import argparse
 import os
@@ -85,9 +86,10 @@ def one_boot(out_dir, names, way, logdir, traces=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ways", default="on-demand,profile,qcow2")
+    ap.add_argument("--out", default=os.path.join(TOP, "out"))
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
-    out = os.path.join(TOP, "out")
+    out = os.path.realpath(a.out)
     guests = catalogue(os.path.join(out, "guests", "catalog"))
     names = a.names or sorted(guests)
     ways = a.ways.split(",")

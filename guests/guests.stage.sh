@@ -182,7 +182,7 @@ guest_catalog_entry() {
 
 stage_guests() {
 	local dir file name catalog=$OUT/guests/catalog line version n=0 start=$SECONDS
-	local -A GUEST=() seen=() stored=() from=()
+	local -A GUEST=() seen=() stored=()
 	local entries=() images
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
 	mkdir -p "$OUT/guests" "$OUT/store"
@@ -194,11 +194,11 @@ stage_guests() {
 			[[ -z ${seen[$name]:-} ]] || die "guests: two recipes named $name: ${seen[$name]} and $file"
 			seen[$name]=$file
 			images=()
+			# The first folder whose recipes name an image builds it; a
+			# later one may use it (STREAMCD_GUESTS' recipes the project's
+			# kernel, say).
 			for line in $(guest_images); do
 				if [[ -z ${stored[$line]:-} ]]; then
-					[[ -z ${from[$line]:-} || ${from[$line]} == "$dir" ]] ||
-						die "guests: image $line is named by recipes in ${from[$line]} and $dir"
-					from[$line]=$dir
 					guest_image_build "$dir" "$line"
 					stored[$line]=$(guest_store_image "$line")
 				fi

@@ -273,6 +273,16 @@ def guest_network(con, name):
           f"{name} reaches what dom0 reaches (the store's catalog/latest through NAT): {out.strip()}")
 
 
+def detach_to_shell(con, what):
+    """Leave a guest's console for the dom0 shell it was attached from; the
+    shell's prompt lands after the guest's own, so ask for a fresh one."""
+    con.send(DETACH, enter=False)
+    time.sleep(2)
+    con.buf = ""
+    con.send("")
+    con.expect(r"^# *$", 60, f"dom0's prompt after leaving {what}")
+
+
 def detach_to_menu(con):
     con.send(DETACH, enter=False)
     con.expect(r"streamcd> *$", 120, "the guest menu after leaving the guest's console")
@@ -332,16 +342,14 @@ def scenario_guest_pv(con):
     guest_shell(con, "pvh")
     out = con.run("cat /root/mark 2>&1; echo written-by-pvh > /root/mark2; sync; ls /root")
     check("written-by-pv" not in out and "mark2" in out, f"linux-pvh does not see linux-pv's write: {out.strip()}")
-    con.send(DETACH, enter=False)
-    con.expect(r"^# *$", 60, "dom0's prompt after leaving linux-pvh")
+    detach_to_shell(con, "linux-pvh")
     con.send("streamcd console linux-pv")
     con.expect(r"attached to linux-pv's console", 60, "the console of linux-pv")
     guest_shell(con, "pv")
     out = con.run("cat /root/mark; ls /root")
     check("written-by-pv" in out and "mark2" not in out,
           f"linux-pv keeps its own write and not linux-pvh's: {out.strip()}")
-    con.send(DETACH, enter=False)
-    con.expect(r"^# *$", 60, "dom0's prompt after leaving linux-pv")
+    detach_to_shell(con, "linux-pv")
 
     # Too little memory: QEMU gives this boot little, so a third guest
     # does not fit beside the two.
