@@ -55,8 +55,10 @@ iso_config() {
 	# Xen: dom0 gets a fixed 1 GiB (no ballooning from all of RAM down), the
 	# console goes to both COM1 and the screen.
 	local xen="dom0_mem=1024M,max:1024M console=com1,vga com1=115200,8n1"
-	# The debug build talks only to COM1 and says everything it knows.
-	local xen_debug="dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all"
+	# The debug build talks only to COM1 and says everything it knows; its
+	# gdb stub (CRASH_DEBUG) answers on COM2, after a crash or the debug key
+	# '%' on the console (Ctrl-A three times switches input to Xen).
+	local xen_debug="dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all gdb=com2 com2=115200,8n1"
 	local dom0="console=hvc0 quiet${args:+ $args}"
 	# No quiet: whoever boots the debug entry wants the kernel's messages.
 	local dom0_debug="console=hvc0${args:+ $args}"

@@ -24,7 +24,8 @@ booted entry's boot line), STREAMCD_FIRMWARE=bios|uefi,
 STREAMCD_MEDIA=cdrom|disk (disk: as if written to a USB
 stick), STREAMCD_MEM (MiB), STREAMCD_IOMMU=intel|amd (an
 emulated IOMMU and a second NIC, 52:54:00:12:34:99, for
-passthrough)"
+passthrough), STREAMCD_GDB_PORT (COM2, where the debug
+entry's Xen gdb stub answers, on that port of 127.0.0.1)"
 stage_register serve 0 "serve out/store on the LAN (STREAMCD_PORT, default 8080)
 for real machines booted from the ISO; prints the boot line"
 
@@ -147,6 +148,13 @@ run_qemu_args() {
 	# shellcheck disable=SC2054 # commas inside one QEMU option
 	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
 		-device e1000,netdev=n0 -display none -monitor none -serial "$serial")
+	# COM2: the debug hypervisor's gdb stub, on a TCP port of 127.0.0.1 for a
+	# gdb on this machine (STREAMCD_GDB_PORT), or nowhere.
+	if [[ -n ${STREAMCD_GDB_PORT:-} ]]; then
+		args+=(-serial "tcp:127.0.0.1:$STREAMCD_GDB_PORT,server=on,wait=off")
+	else
+		args+=(-serial null)
+	fi
 	printf '%s\n' "${args[@]}"
 }
 
@@ -237,7 +245,7 @@ run_watched() {
 			*"$RUN_READY"*)
 				exec {con}<&-
 				run_stop
-				log "run: '$RUN_READY' $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
+				log "run: ${RUN_READY#streamcd: } $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
 				return 0
 				;;
 			*"$RUN_FAILED"*)

@@ -5,7 +5,8 @@ serial console. One scenario per run:
 
   dom0      default entry: Xen, dom0 root over HTTP through hcloop, xl list
   bare      "Linux without a hypervisor": the same root, no Xen
-  debug     "Xen debug build": the debug hypervisor, then dom0
+  debug     "Xen debug build": the debug hypervisor, then dom0, and gdb on
+            this machine through Xen's gdb stub on COM2
   noserver  no store server: the initrd must fail with hcloop's message
             and a shell, not hang
   guest-pv  kiosk launch of linux-pv (streamcd.launch=), its network, gdbsx
@@ -31,6 +32,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -202,6 +204,32 @@ def dom0_booted(con, entry=0, debug=False):
     print(f"measure: dom0 ready at {con.elapsed():.0f} s")
 
 
+def xen_gdb_stub(con):
+    """The debug hypervisor's gdb stub (CRASH_DEBUG) on COM2: the debug key
+    '%' on Xen's console traps into it, and gdb on this machine reads the
+    registers and a backtrace with the debug build's symbols, then detaches
+    and Xen and dom0 go on."""
+    port = os.environ["STREAMCD_GDB_PORT"]
+    con.keys("\x01\x01\x01", gap=0.2)
+    con.expect(r"\(XEN\) \*\*\* Serial input to Xen", 60, "Xen taking the console's input")
+    con.keys("%")
+    time.sleep(3)
+    gdb = subprocess.run(
+        ["gdb", "-q", "-nx", "-batch", "-ex", "set remotetimeout 60",
+         "-ex", f"target remote 127.0.0.1:{port}", "-ex", "info registers rip", "-ex", "bt 4",
+         "-ex", "detach", os.path.join(TOP, "out", "xen", "xen-debug-syms")],
+        capture_output=True, text=True, timeout=300)
+    out = gdb.stdout + gdb.stderr
+    print(out)
+    check(re.search(r"^rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <\w+", out, re.M),
+          "gdb on the host reads Xen's registers through the stub on COM2, rip in a Xen symbol")
+    check(re.search(r"^#1\s+(0x[0-9a-f]+ in )?\w+ \(", out, re.M), "and a backtrace through Xen's symbols")
+    con.keys("\x01\x01\x01", gap=0.2)
+    con.expect(r"\(XEN\) \*\*\* Serial input to DOM0", 60, "the console's input back to dom0")
+    out = con.run("echo dom0-$((40+2))", 120)
+    check("dom0-42" in out, "Xen and dom0 go on after gdb detached")
+
+
 def scenario_boot(con, entry, hypervisor, debug=False):
     if hypervisor:
         dom0_booted(con, entry, debug)
@@ -218,6 +246,8 @@ def scenario_boot(con, entry, hypervisor, debug=False):
         check("xen" in xen, "running on Xen (/sys/hypervisor/type)")
         out = con.run("xl list", 120)
         check(re.search(r"^Domain-0\s+0\s", out, re.M), f"xl list shows Domain-0:\n{out}")
+        if debug:
+            xen_gdb_stub(con)
     else:
         check("xen" not in xen, f"no hypervisor (/sys/hypervisor/type: {xen.strip()})")
     con.send("poweroff -f 2>/dev/null || poweroff")
@@ -257,7 +287,7 @@ def guest_shell(con, mode):
     """The guest's shell prompt on its console (the ready line may have come
     before or after the prompt)."""
     con.send("")
-    con.expect(rf"^{mode}-guest:[^\n]*# *$", 60, f"the {mode} guest's shell prompt")
+    con.expect(rf"^(?:{mode}-guest:[^\n]*|g)# *$", 60, f"the {mode} guest's shell prompt")
     con.send("PS1='g# '")
     con.expect(r"^g# *$", 60, "the guest's fixed prompt")
 
@@ -449,7 +479,7 @@ def scenario_expect(con, keys, expects):
 SCENARIOS = {
     "dom0": (lambda con, a: scenario_boot(con, 0, True), {}),
     "bare": (lambda con, a: scenario_boot(con, 1, False), {}),
-    "debug": (lambda con, a: scenario_boot(con, 2, True, debug=True), {}),
+    "debug": (lambda con, a: scenario_boot(con, 2, True, debug=True), {"STREAMCD_GDB_PORT": None}),
     "noserver": (lambda con, a: scenario_noserver(con), {"STREAMCD_RUN_SERVER": "0"}),
     "guest-pv": (lambda con, a: scenario_guest_pv(con),
                  {"STREAMCD_APPEND": "streamcd.launch=linux-pv", "STREAMCD_MEM": "1450"}),
@@ -476,7 +506,12 @@ def main():
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"
     for k, v in extra.items():
+        if v is None:  # a free TCP port of 127.0.0.1
+            with socket.socket() as so:
+                so.bind(("127.0.0.1", 0))
+                v = str(so.getsockname()[1])
         env.setdefault(k, v)
+    os.environ.update({k: env[k] for k in extra})
     # A test runner's SIGTERM must still stop QEMU and the store server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     con = Console(["./build.sh", "run"], env, args.log)

@@ -3,7 +3,9 @@
 # in CI: it ends by itself at "streamcd: dom0 ready" with exit 0 and a
 # summary; with no store server it ends at the initrd's "streamcd: FAILED"
 # line at once, with exit 1 naming the line; STREAMCD_RUN_TIMEOUT ends it
-# with exit 1 and the last console lines; Ctrl-C (SIGINT to its process
+# with exit 1 and the last console lines; with STREAMCD_APPEND=
+# streamcd.launch=NAME it ends at "streamcd: guest NAME ready" (exit 0) or
+# the launcher's FAILED line (exit 1); Ctrl-C (SIGINT to its process
 # group, as a terminal sends it) ends it with 130. After each run no QEMU,
 # nginx or busybox nc of that run is left.
 set -eu
@@ -116,7 +118,34 @@ if ((shown > 0)); then pass "timeout: the error shows $shown console lines"; els
 if ((TOOK >= 20 && TOOK < 40)); then pass "timeout: ended after $TOOK s"; else fail "timeout: ended after $TOOK s, not ~20"; fi
 no_leftovers timeout "$PORT"
 
-# 4. Ctrl-C: a terminal sends SIGINT to the foreground process group. Job
+# 4. STREAMCD_APPEND with streamcd.launch=NAME: dom0 starts the guest and
+# the run ends at the guest's ready line; a guest the catalogue lacks ends
+# it at the launcher's FAILED line.
+run_case launch STREAMCD_APPEND=streamcd.launch=linux-pv
+expect "launch: exit status" 0 "$RC"
+if grep -Eq 'streamcd: guest linux-pv ready \([0-9.]+ s, [0-9]+ bytes fetched\)' "$OUT_F"; then
+	pass "launch: $(grep -Eo 'streamcd: guest linux-pv ready \([^)]*\)' "$OUT_F" | head -n 1)"
+else
+	fail "launch: no 'streamcd: guest linux-pv ready (S s, B bytes fetched)': $(tail -n 5 "$OUT_F")"
+fi
+summary=$(grep -E '^==> run: guest linux-pv ready [0-9]+ s after QEMU started' "$ERR_F" || true)
+if [[ -n $summary ]]; then pass "launch: summary: $summary"; else fail "launch: no summary naming the guest"; fi
+no_leftovers launch "$PORT"
+run_case launch-unknown STREAMCD_APPEND=streamcd.launch=no-such-guest
+expect "launch-unknown: exit status" 1 "$RC"
+if grep -q "^build\.sh: run: the boot failed .*streamcd: FAILED: guest no-such-guest" "$ERR_F"; then
+	pass "launch-unknown: $(grep '^build\.sh: run:' "$ERR_F")"
+else
+	fail "launch-unknown: no error naming 'streamcd: FAILED: guest no-such-guest'"
+fi
+if grep -q "no guest named 'no-such-guest'" "$OUT_F"; then
+	pass "launch-unknown: the console says why"
+else
+	fail "launch-unknown: the console does not say why"
+fi
+no_leftovers launch-unknown "$PORT"
+
+# 5. Ctrl-C: a terminal sends SIGINT to the foreground process group. Job
 # control gives the run a group of its own (and keeps SIGINT, which
 # background jobs of a script would ignore).
 PORT=$(free_port)
