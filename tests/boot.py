@@ -497,7 +497,8 @@ def main():
     ap.add_argument("--key", action="append", default=[], metavar="REGEX=KEYS",
                     help="expect: type KEYS (Python escapes) once REGEX has shown")
     ap.add_argument("expect", nargs="*", help="expect: patterns to wait for, in order")
-    args = ap.parse_args()
+    # Patterns may come after --log and --key: intermixed.
+    args = ap.parse_intermixed_args()
     args.keys = []
     for k in args.key:
         rx, text = k.split("=", 1)

@@ -61,6 +61,18 @@ says "info: size" "size: *268435456 bytes"
 expect "info of a missing image fails" 1 "$(status "$HCLOOP" info "$store" nothere)"
 says "info: missing image named" 'no image "nothere"'
 expect "info --file" 0 "$(status "$HCLOOP" info --file "$store/index/root/v2")"
+# --cache-dir: what a mount with that disk cache would still download. A
+# cache holding v1's block files (laid out like a store) lacks only the
+# blocks v2 changed.
+mkdir -p "$work/cache"
+cp -a "$store/blocks" "$work/cache/"
+expect "info --cache-dir of an empty cache" 0 "$(status "$HCLOOP" info --cache-dir "$work/nocache" "$store" root v1)"
+says "empty cache: every block file to download" "uncached: *$unique block files"
+mapfile -t v1_files < <("$HCLOOP" info --blocks "$store" root v1 | awk '$1 == "block" && $5 != "-" && !seen[$5]++ { print $5 }')
+for f in "${v1_files[@]:0:5}"; do rm "$work/cache/$f"; done
+truncate -s 1 "$work/cache/${v1_files[5]}"
+expect "info --cache-dir of a partial cache" 0 "$(status "$HCLOOP" info --cache-dir "$work/cache" "$store" root v1)"
+says "partial cache: the missing and the damaged files" "uncached: *6 block files"
 printf 'x' | dd of="$work/broken-index" bs=1 count=1 status=none
 cp "$store/index/root/v2" "$work/broken-index"
 printf '\x01' | dd of="$work/broken-index" bs=1 seek=5000 conv=notrunc status=none

@@ -90,9 +90,10 @@ static const char usage[] =
     "      DIR/seen/NAME: a latest pointer leading to a lower serial is refused (no\n"
     "      silent downgrade); --version V rolls back to an older version on purpose.\n"
     "\n"
-    "  info [--blocks] [--file INDEX] [URL NAME [VERSION]]\n"
+    "  info [--blocks] [--cache-dir DIR] [--file INDEX] [URL NAME [VERSION]]\n"
     "      Print an index: sizes, blocks, compression, sections; --blocks adds\n"
-    "      one line per block: \"block N CODEC SIZE PATH\".\n"
+    "      one line per block: \"block N CODEC SIZE PATH\"; --cache-dir adds the\n"
+    "      block files a mount with that disk cache would still download.\n"
     "\n"
     "  verify [-q] URL NAME [VERSION]\n"
     "      Fetch every block of an index, check its SHA-256 name and that it\n"
@@ -470,13 +471,15 @@ static int cmd_mount(int argc, char **argv)
 static int cmd_info_verify(int argc, char **argv, int verify)
 {
 	static const struct option lo[] = {
-		{ "file", 1, NULL, 'F' },   { "quiet", 0, NULL, 'q' },	{ "timeout", 1, NULL, 't' },
-		{ "blocks", 0, NULL, 'B' }, { "cacert", 1, NULL, 'A' }, { "verbose", 0, NULL, 'v' },
-		{ "help", 0, NULL, 'h' },   { "pubkey", 1, NULL, 'P' }, { NULL, 0, NULL, 0 },
+		{ "file", 1, NULL, 'F' },      { "quiet", 0, NULL, 'q' },
+		{ "timeout", 1, NULL, 't' },   { "blocks", 0, NULL, 'B' },
+		{ "cacert", 1, NULL, 'A' },    { "verbose", 0, NULL, 'v' },
+		{ "help", 0, NULL, 'h' },      { "pubkey", 1, NULL, 'P' },
+		{ "cache-dir", 1, NULL, 'C' }, { NULL, 0, NULL, 0 },
 	};
 	struct hc_fetch_opts fo;
 	struct hc_pubkey key, *pk = NULL;
-	const char *file = NULL;
+	const char *file = NULL, *cache_dir = NULL;
 	char *url = NULL;
 	int c, r, quiet = 0, nargs, blocks = 0;
 
@@ -493,6 +496,11 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 			break;
 		case 'B':
 			blocks = 1;
+			break;
+		case 'C':
+			if (verify)
+				return usage_error("%s", "--cache-dir is for info");
+			cache_dir = optarg;
 			break;
 		case 'P':
 			if (pubkey_arg(optarg, &key))
@@ -525,7 +533,7 @@ static int cmd_info_verify(int argc, char **argv, int verify)
 	else
 		r = hc_info_main(url, file ? NULL : argv[optind + 1],
 				 !file && nargs == 3 ? argv[optind + 2] : NULL, file, &fo, pk,
-				 blocks);
+				 blocks, cache_dir);
 	free(url);
 	return r;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "codec.h"
@@ -101,10 +102,23 @@ static int cmp_entry(const void *a, const void *b)
 	return memcmp(x->hash, y->hash, HC_SHA256_LEN);
 }
 
-int hc_info_main(const char *url, const char *name, const char *version, const char *file,
-		 const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, int list_blocks)
+/* Whether DIR (a disk cache, laid out like a store) holds block file E,
+ * judged by its size: mount checks the contents when it reads it. */
+static int cached(const char *dir, const struct hc_entry *e)
 {
-	uint64_t count[4] = { 0 }, stored = 0, unique = 0;
+	char rel[HC_BLOCK_PATH_LEN], path[4096];
+	struct stat st;
+
+	hc_block_path(e->hash, rel);
+	return hc_pathf(path, sizeof(path), "%s/%s", dir, rel) == 0 && stat(path, &st) == 0 &&
+	       S_ISREG(st.st_mode) && st.st_size == (off_t)e->size;
+}
+
+int hc_info_main(const char *url, const char *name, const char *version, const char *file,
+		 const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, int list_blocks,
+		 const char *cache_dir)
+{
+	uint64_t count[4] = { 0 }, stored = 0, unique = 0, missing = 0, missing_bytes = 0;
 	const struct hc_entry **hashes;
 	size_t nh = 0;
 	hc_index *idx;
@@ -133,6 +147,10 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 			continue;
 		unique++;
 		stored += hashes[i]->size;
+		if (cache_dir && !cached(cache_dir, hashes[i])) {
+			missing++;
+			missing_bytes += hashes[i]->size;
+		}
 	}
 	free(hashes);
 	hc_hex(idx->digest, HC_SHA256_LEN, digest);
@@ -150,6 +168,9 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	       (unsigned long long)count[HC_CODEC_ZERO]);
 	printf("stored:       %llu block files, %s\n", (unsigned long long)unique,
 	       hc_fmt_bytes(stored, b2, sizeof(b2)));
+	if (cache_dir)
+		printf("uncached:     %llu block files, %llu bytes (not in %s)\n",
+		       (unsigned long long)missing, (unsigned long long)missing_bytes, cache_dir);
 	printf("index sha256: %s\n", digest);
 	print_sections(idx, pk);
 	if (list_blocks)
