@@ -69,7 +69,13 @@ def one_boot(out_dir, names, way, logdir, traces=None):
                 raise boot.Fail(f"{n} did not come up ({way}): {out.strip()}")
             secs, fetched = con.run(f"cat /run/streamcd/guests/{n}/ready").split()
             res[n] = (float(secs), int(fetched))
-            print(f"measure: {way} {n}: ready {secs} s after launch, {fetched} bytes fetched", flush=True)
+            ph = dict(ln.split() for ln in con.run(
+                f"cat /run/streamcd/guests/{n}/start /run/streamcd/guests/{n}/phases | sed '1s/^/start /'")
+                .splitlines() if len(ln.split()) == 2)
+            t0 = float(ph["start"])
+            print(f"measure: {way} {n}: ready {secs} s after launch (disks and network ready at "
+                  f"{float(ph['disks']) - t0:.1f} s, xl create done at {float(ph['created']) - t0:.1f} s), "
+                  f"{fetched} bytes fetched", flush=True)
             if traces is not None:
                 for f in con.run(f"ls /tmp/trace-{n}").split():
                     img = f[:-len(".trace")]

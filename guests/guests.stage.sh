@@ -162,7 +162,7 @@ guest_store_image() {
 # what a client downloads for the whole image.
 guest_stored_bytes() {
 	"$TOP/cloop/build/hcloop" info --blocks "$OUT/store" "$1" "$2" |
-		awk '$1 == "block" && $5 != "-" && !seen[$5]++ { n += $4 } END { printf "%d\n", n }'
+		awk '$1 == "block" && $2 ~ /^[0-9]+$/ && $5 != "-" && !seen[$5]++ { n += $4 } END { printf "%d\n", n }'
 }
 
 # guest_catalog_entry IMAGE_LINE...: GUEST as a catalogue stanza; each
