@@ -161,9 +161,9 @@ def login(con):
     m = con.expect(r"streamcd> *$|login: *$|^root@[^\n]*[#$] *$", 180,
                    "the guest menu, a login prompt or a shell")
     if m.group(0).rstrip().endswith("streamcd>"):
-        con.send("s")
-        con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
-    elif m.group(0).rstrip().endswith("login:"):
+        menu_shell(con)
+        return
+    if m.group(0).rstrip().endswith("login:"):
         con.send("root")
         con.expect(r"[#$] *$", 120, "the shell prompt after logging in as root")
     shell_setup(con)
@@ -335,19 +335,27 @@ def dom0_cleaned(con, name, image_kept):
               f"no image mount or loop device is left:\n{mounts}{loops}")
 
 
-def scenario_guest_pv(con):
+def kiosk_guest(con, name, mode):
+    """A boot with streamcd.launch=NAME: dom0, then the launcher starts the
+    guest and attaches its console; the guest's shell and network."""
     dom0_booted(con)
-    # streamcd.launch=linux-pv: the launcher starts it and attaches.
-    con.expect(r"streamcd: starting linux-pv", 300, "the kiosk launch of linux-pv")
-    t = con.elapsed()
-    guest_up(con, "linux-pv", "pv", t)
-    guest_shell(con, "pv")
-    guest_network(con, "linux-pv")
-    con.run("echo written-by-pv > /root/mark; sync")
-    detach_to_menu(con)
+    con.expect(rf"streamcd: starting {name}", 300, f"the kiosk launch of {name}")
+    guest_up(con, name, mode, con.elapsed())
+    guest_shell(con, mode)
+    guest_network(con, name)
+
+
+def menu_shell(con):
     con.send("s")
     con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
     shell_setup(con)
+
+
+def scenario_guest_pv(con):
+    kiosk_guest(con, "linux-pv", "pv")
+    con.run("echo written-by-pv > /root/mark; sync")
+    detach_to_menu(con)
+    menu_shell(con)
 
     out = con.run("streamcd launch no-such-guest; echo rc=$?")
     check("no guest named 'no-such-guest'" in out and "rc=1" in out, f"unknown guest refused: {out.strip()}")
@@ -398,19 +406,12 @@ def scenario_guest_pv(con):
 
 
 def scenario_guest_hvm(con):
-    dom0_booted(con)
-    con.expect(r"streamcd: starting linux-hvm", 300, "the kiosk launch of linux-hvm")
-    t = con.elapsed()
-    guest_up(con, "linux-hvm", "hvm", t)
-    guest_shell(con, "hvm")
-    guest_network(con, "linux-hvm")
+    kiosk_guest(con, "linux-hvm", "hvm")
     detach_to_menu(con)
     con.send("x linux-hvm")
     con.expect(r"linux-hvm stopped", 120, "linux-hvm stopped from the menu")
     con.expect(r"streamcd> *$", 60, "the menu")
-    con.send("s")
-    con.expect(r"^root@[^\n]*[#$] *$", 120, "dom0's shell from the menu")
-    shell_setup(con)
+    menu_shell(con)
     dom0_cleaned(con, "linux-hvm", image_kept=False)
     # A store that does not answer (a port nothing forwards): the launch and
     # the catalogue say so, nothing is left behind, dom0 keeps working.
