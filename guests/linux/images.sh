@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The store images the Linux recipes (linux-*.guest) name, for the "guests"
-# stage (guests/guests.sh), which sources this file in a subshell of its
+# stage (guests/guests.stage.sh), which sources this file in a subshell of its
 # own and calls, for an image NAME, image_NAME OUTFILE to build it and
 # image_NAME_inputs to print what decides its bytes (dashes in NAME become
 # underscores). Provided by build.sh: log, die, install_missing, TOP, OUT.
