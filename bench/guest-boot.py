@@ -11,18 +11,24 @@ bytes of its images, in three ways:
   qcow2       the guest's writes in a qcow2 overlay served by QEMU's qdisk
               back-end in dom0 instead of dm-snapshot (on demand)
 
-Each way is one QEMU boot of out/streamcd.iso (./build.sh run, TCG here),
-guests launched one after the other, each stopped before the next, so no
-guest finds another's blocks already fetched. The profiles go into a copy of
-out/store (out/bench-guests/store): out/store is left as it was.
+On-demand and qcow2 launches share one QEMU boot of out/streamcd.iso
+(./build.sh run, TCG here), interleaved (each guest in one way, then the
+other, --rounds times), so that the machine's load falls on both alike;
+profile launches are a second boot, on a store with the profiles attached.
+Each guest is stopped before the next launch and its images unmounted, so
+no launch finds blocks a previous one fetched. The table gives the median
+of the rounds. The profiles go into a copy of out/store
+(out/bench-guests/store): out/store is left as it was.
 
-Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [--out DIR] [NAME...]
+Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [--rounds N]
+                           [--out DIR] [NAME...]
 (--out: the build's out/ directory, default ./out)
 """
 import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -49,26 +55,32 @@ def catalogue(path):
     return guests
 
 
-def one_boot(out_dir, names, way, logdir, traces=None):
-    """Boot once; launch each guest in turn; return {name: (secs, bytes)}."""
+def one_boot(out_dir, plan, tag, logdir, traces=None):
+    """Boot once; launch each (name, way) of PLAN in turn, stopping each
+    before the next; return {way: {name: [(secs, bytes), ...]}}."""
     env = dict(os.environ, STREAMCD_RUN_UNTIL="exit",
                STREAMCD_OUT=out_dir, STREAMCD_CACHE="")
-    con = boot.Console(["./build.sh", "run"], env, os.path.join(logdir, f"{way}.console"))
+    con = boot.Console(["./build.sh", "run"], env, os.path.join(logdir, f"{tag}.console"))
     res = {}
     try:
         con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
         boot.login(con)
-        for n in names:
+        for n, way in plan:
             opts = "--no-attach"
-            if traces is not None:
+            record = traces is not None and way == "on-demand"
+            if record:
                 opts += f" --trace /tmp/trace-{n}"
             if way == "qcow2":
                 opts += " --cow qcow2"
             out = con.run(f"streamcd launch {opts} {n} && streamcd wait {n} 900; echo rc=$?", 1000)
             if "rc=0" not in out:
                 raise boot.Fail(f"{n} did not come up ({way}): {out.strip()}")
-            secs, fetched = con.run(f"cat /run/streamcd/guests/{n}/ready").split()
-            res[n] = (float(secs), int(fetched))
+            # The supervisor's ready line may land on this console too.
+            m = re.search(r"^([\d.]+) (\d+)$", con.run(f"cat /run/streamcd/guests/{n}/ready"), re.M)
+            if not m:
+                raise boot.Fail(f"{n}: no 'SECONDS BYTES' in its ready file")
+            secs, fetched = m.groups()
+            res.setdefault(way, {}).setdefault(n, []).append((float(secs), int(fetched)))
             ph = dict(ln.split() for ln in con.run(
                 f"cat /run/streamcd/guests/{n}/start /run/streamcd/guests/{n}/phases | sed '1s/^/start /'")
                 .splitlines() if len(ln.split()) == 2)
@@ -76,7 +88,7 @@ def one_boot(out_dir, names, way, logdir, traces=None):
             print(f"measure: {way} {n}: ready {secs} s after launch (disks and network ready at "
                   f"{float(ph['disks']) - t0:.1f} s, xl create done at {float(ph['created']) - t0:.1f} s), "
                   f"{fetched} bytes fetched", flush=True)
-            if traces is not None:
+            if record:
                 for f in con.run(f"ls /tmp/trace-{n}").split():
                     img = f[:-len(".trace")]
                     blocks = con.run(f"cat /tmp/trace-{n}/{f}", 300).split()
@@ -92,13 +104,22 @@ def one_boot(out_dir, names, way, logdir, traces=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ways", default="on-demand,profile,qcow2")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(TOP, "out"))
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     out = os.path.realpath(a.out)
     guests = catalogue(os.path.join(out, "guests", "catalog"))
     names = a.names or sorted(guests)
     ways = a.ways.split(",")
+    unknown = set(ways) - {"on-demand", "profile", "qcow2"}
+    if unknown:
+        ap.error(f"--ways: unknown {', '.join(sorted(unknown))} (on-demand, profile, qcow2)")
+    missing = [n for n in names if n not in guests]
+    if missing:
+        ap.error(f"no guest named {', '.join(missing)} in the catalogue")
     work = os.path.join(out, "bench-guests")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(os.path.join(work, "log"))
@@ -113,8 +134,12 @@ def main():
     logdir = os.path.join(work, "log")
     results, traces = {}, {}
     try:
-        if "on-demand" in ways or "profile" in ways:
-            results["on-demand"] = one_boot(work, names, "on-demand", logdir, traces)
+        # The profiles are recorded on the on-demand launches.
+        first = [w for w in ("on-demand", "qcow2") if w in ways or (w == "on-demand" and "profile" in ways)]
+        plan = [(n, w) for _ in range(a.rounds) for n in names for w in first]
+        if plan:
+            results.update(one_boot(work, plan, "on-demand+qcow2", logdir,
+                                    traces if "profile" in ways else None))
         if "profile" in ways:
             versions = {i[0]: i[1] for g in guests.values() for i in g["image"]}
             for img, blocks in traces.items():
@@ -125,22 +150,28 @@ def main():
                 subprocess.run([HCLOOP, "make", "-q", "--profile", tf, src, os.path.join(work, "store"),
                                 img, versions[img]], check=True)
                 print(f"measure: profile of {img}: {len(blocks)} blocks", flush=True)
-            results["profile"] = one_boot(work, names, "profile", logdir)
-        if "qcow2" in ways:
-            results["qcow2"] = one_boot(work, names, "qcow2", logdir)
+            plan = [(n, "profile") for _ in range(a.rounds) for n in names]
+            results.update(one_boot(work, plan, "profile", logdir))
     except boot.Fail as e:
         print(f"FAIL: {e}")
         return 1
+    shown = [w for w in ways if w in results]
+
+    def med(w, n, i):
+        return statistics.median(r[i] for r in results[w][n])
+
     print()
+    print(f"median of {a.rounds} round(s); ratios: on-demand time over the other way's")
     print(f"{'guest':<11} {'mode':<4} {'images':>9} " +
-          " ".join(f"{w + ' s':>12} {w + ' MB':>13}" for w in ways if w in results) + "  profile/on-demand")
+          " ".join(f"{w + ' s':>12} {w + ' MB':>13}" for w in shown) +
+          "".join(f"  {'x ' + w:>9}" for w in shown if w != "on-demand" and "on-demand" in results))
     for n in names:
         g = guests[n]
         size = sum(int(i[3]) for i in g["image"] if i[0] != g.get("symbols"))
         row = f"{n:<11} {g['mode']:<4} {size / 1e6:>7.1f}MB "
-        row += " ".join(f"{results[w][n][0]:>12.1f} {results[w][n][1] / 1e6:>13.2f}" for w in ways if w in results)
-        if "profile" in results and "on-demand" in results:
-            row += f"  {results['on-demand'][n][0] / results['profile'][n][0]:.2f}x faster"
+        row += " ".join(f"{med(w, n, 0):>12.1f} {med(w, n, 1) / 1e6:>13.2f}" for w in shown)
+        if "on-demand" in results:
+            row += "".join(f"  {med('on-demand', n, 0) / med(w, n, 0):>9.2f}" for w in shown if w != "on-demand")
         print(row)
     return 0
 

@@ -20,7 +20,7 @@ cp -al "$OUT/store" "$B/store"
 rm -rf "$B/store/index"
 cp -a "$OUT/store/index" "$B/store/index"
 STREAMCD_OUT=$B STREAMCD_GUESTS=$TOP/bench/userland "$TOP/build.sh" guests
-"$TOP/bench/guest-boot.py" --out "$B" --ways on-demand linux-pv linux-minbase
+"$TOP/bench/guest-boot.py" --out "$B" --ways on-demand --rounds 2 linux-pv linux-minbase
 echo
 printf '%-14s %12s %12s\n' image bytes stored
 awk '$1 == "image" && !seen[$3]++ { printf "%-14s %12d %12d\n", $3, $5, $6 }' "$B/guests/catalog"
