@@ -20,7 +20,8 @@ t_lint() {
 	mapfile -t sh < <(git ls-files '*.sh' build.sh .ci/run 2>/dev/null | sort -u)
 	shellcheck -x -P SCRIPTDIR "${sh[@]}" &&
 		shellcheck -s sh initrd/init initrd/udhcpc.script guests/linux/guest-root/etc/init.d/rcS \
-			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* &&
+			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* \
+			guests/linux/rootfs/overlay/usr/local/lib/streamcd/* &&
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
 		python3 -m py_compile tests/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c
