@@ -283,6 +283,14 @@ def guest_up(con, name, mode, started_at=None):
     return secs, fetched
 
 
+def ready_file(con, name):
+    """(seconds, bytes) from a ready guest's /run/streamcd/guests/NAME/ready."""
+    # The supervisor's ready line may land on this console too.
+    m = re.search(r"^([\d.]+) (\d+)$", con.run(f"cat /run/streamcd/guests/{name}/ready"), re.M)
+    check(m, f"{name}'s ready file holds 'SECONDS BYTES'")
+    return float(m.group(1)), int(m.group(2))
+
+
 def guest_shell(con, mode):
     """The guest's shell prompt on its console (the ready line may have come
     before or after the prompt)."""
@@ -370,11 +378,8 @@ def scenario_guest_pv(con):
     # A second guest from the same image, at the same time.
     out = con.run("streamcd launch --no-attach linux-pvh && streamcd wait linux-pvh 600; echo rc=$?", 700)
     check("rc=0" in out, f"linux-pvh launched beside linux-pv: {out.strip()}")
-    # The supervisor's ready line may land on this console too.
-    ready = re.search(r"^([\d.]+) (\d+)$", con.run("cat /run/streamcd/guests/linux-pvh/ready"), re.M)
-    check(ready, "linux-pvh's ready file holds 'SECONDS BYTES'")
-    ready = ready.groups()
-    print(f"measure: linux-pvh (pvh) ready {float(ready[0]):.1f} s after launch, {ready[1]} bytes fetched "
+    ready = ready_file(con, "linux-pvh")
+    print(f"measure: linux-pvh (pvh) ready {ready[0]:.1f} s after launch, {ready[1]} bytes fetched "
           f"(a second guest on the same image)")
     out = con.run("xl list")
     check(re.search(r"^linux-pv\s", out, re.M) and re.search(r"^linux-pvh\s", out, re.M),
