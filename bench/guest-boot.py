@@ -4,14 +4,15 @@ the catalogue (or those named), seconds from `streamcd launch` to the
 guest's ready line and the bytes its image mounts fetched, against the
 bytes of its images, in three ways:
 
-  on-demand   dm-snapshot layer, blocks fetched as the guest reads them
+  on-demand   the guest's writes in a qcow2 overlay (the launcher's
+              default), blocks fetched as the guest reads them
   profile     the same after a boot profile of each image was recorded
               (streamcd launch --trace) and attached (hcloop make --profile),
               so hcloop fetches what the boot reads ahead, in order
-  qcow2       the guest's writes in a qcow2 overlay served by QEMU's qdisk
-              back-end in dom0 instead of dm-snapshot (on demand)
+  dm          the guest's writes in a dm-snapshot layer instead (launch
+              --cow dm), on demand
 
-On-demand and qcow2 launches share one QEMU boot of out/streamcd.iso
+On-demand and dm launches share one QEMU boot of out/streamcd.iso
 (./build.sh run, TCG here), interleaved (each guest in one way, then the
 other, --rounds times), so that the machine's load falls on both alike;
 profile launches are a second boot, on a store with the profiles attached.
@@ -20,7 +21,7 @@ no launch finds blocks a previous one fetched. The table gives the median
 of the rounds. The profiles go into a copy of out/store
 (out/bench-guests/store): out/store is left as it was.
 
-Usage: bench/guest-boot.py [--ways on-demand,profile,qcow2] [--rounds N]
+Usage: bench/guest-boot.py [--ways on-demand,profile,dm] [--rounds N]
                            [--out DIR] [NAME...]
 (--out: the build's out/ directory, default ./out)
 """
@@ -37,6 +38,9 @@ sys.path.insert(0, os.path.join(TOP, "tests"))
 import boot  # noqa: E402  (the tests' console driver)
 
 HCLOOP = os.path.join(TOP, "cloop", "build", "hcloop")
+# Each way's copy-on-write layer, named, so that the launcher's default
+# does not decide what a way measures.
+COW = {"on-demand": "qcow2", "profile": "qcow2", "dm": "dm"}
 
 
 def catalogue(path):
@@ -66,21 +70,15 @@ def one_boot(out_dir, plan, tag, logdir, traces=None):
         con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
         boot.login(con)
         for n, way in plan:
-            opts = "--no-attach"
+            opts = f"--no-attach --cow {COW[way]}"
             record = traces is not None and way == "on-demand"
             if record:
                 opts += f" --trace /tmp/trace-{n}"
-            if way == "qcow2":
-                opts += " --cow qcow2"
             out = con.run(f"streamcd launch {opts} {n} && streamcd wait {n} 900; echo rc=$?", 1000)
             if "rc=0" not in out:
                 raise boot.Fail(f"{n} did not come up ({way}): {out.strip()}")
-            # The supervisor's ready line may land on this console too.
-            m = re.search(r"^([\d.]+) (\d+)$", con.run(f"cat /run/streamcd/guests/{n}/ready"), re.M)
-            if not m:
-                raise boot.Fail(f"{n}: no 'SECONDS BYTES' in its ready file")
-            secs, fetched = m.groups()
-            res.setdefault(way, {}).setdefault(n, []).append((float(secs), int(fetched)))
+            secs, fetched = boot.ready_file(con, n)
+            res.setdefault(way, {}).setdefault(n, []).append((secs, fetched))
             ph = dict(ln.split() for ln in con.run(
                 f"cat /run/streamcd/guests/{n}/start /run/streamcd/guests/{n}/phases | sed '1s/^/start /'")
                 .splitlines() if len(ln.split()) == 2)
@@ -103,7 +101,7 @@ def one_boot(out_dir, plan, tag, logdir, traces=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ways", default="on-demand,profile,qcow2")
+    ap.add_argument("--ways", default="on-demand,profile,dm")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(TOP, "out"))
     ap.add_argument("names", nargs="*")
@@ -114,9 +112,9 @@ def main():
     guests = catalogue(os.path.join(out, "guests", "catalog"))
     names = a.names or sorted(guests)
     ways = a.ways.split(",")
-    unknown = set(ways) - {"on-demand", "profile", "qcow2"}
+    unknown = set(ways) - set(COW)
     if unknown:
-        ap.error(f"--ways: unknown {', '.join(sorted(unknown))} (on-demand, profile, qcow2)")
+        ap.error(f"--ways: unknown {', '.join(sorted(unknown))} ({', '.join(COW)})")
     missing = [n for n in names if n not in guests]
     if missing:
         ap.error(f"no guest named {', '.join(missing)} in the catalogue")
@@ -134,11 +132,14 @@ def main():
     logdir = os.path.join(work, "log")
     results, traces = {}, {}
     try:
-        # The profiles are recorded on the on-demand launches.
-        first = [w for w in ("on-demand", "qcow2") if w in ways or (w == "on-demand" and "profile" in ways)]
+        # The profiles are recorded on the on-demand launches, which a
+        # profile run therefore needs.
+        first = [w for w in ("on-demand", "dm") if w in ways]
+        if "profile" in ways and "on-demand" not in first:
+            first.insert(0, "on-demand")
         plan = [(n, w) for _ in range(a.rounds) for n in names for w in first]
         if plan:
-            results.update(one_boot(work, plan, "on-demand+qcow2", logdir,
+            results.update(one_boot(work, plan, "+".join(first), logdir,
                                     traces if "profile" in ways else None))
         if "profile" in ways:
             versions = {i[0]: i[1] for g in guests.values() for i in g["image"]}
