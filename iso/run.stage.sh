@@ -25,7 +25,9 @@ STREAMCD_MEDIA=cdrom|disk (disk: as if written to a USB
 stick), STREAMCD_MEM (MiB), STREAMCD_IOMMU=intel|amd (an
 emulated IOMMU and a second NIC, 52:54:00:12:34:99, for
 passthrough), STREAMCD_GDB_PORT (COM2, where the debug
-entry's Xen gdb stub answers, on that port of 127.0.0.1)"
+entry's Xen gdb stub answers, on that port of 127.0.0.1),
+STREAMCD_ACCEL=kvm|tcg (default: KVM only if the host CPU
+has vmx or svm to pass on to Xen, else TCG)"
 stage_register serve 0 "serve out/store on the LAN (STREAMCD_PORT, default 8080)
 for real machines booted from the ISO; prints the boot line"
 
@@ -104,9 +106,29 @@ run_wait_port() {
 # port on SERIAL (stdio, or mon:stdio for a person: Ctrl-A x quits QEMU).
 # The guest's network is QEMU's user network restricted to one forwarded
 # address: the store.
+# run_accel: kvm or tcg. KVM only where the host CPU itself has hardware
+# virtualisation (vmx or svm): Xen needs it passed on (-cpu host) for PVH
+# and HVM guests. A /dev/kvm without it (seen here: kvm-pvm, KVM done in
+# software inside a VM) refuses -cpu host ("failed to set MSR 0x10a") and
+# could not give Xen SVM anyway. STREAMCD_ACCEL=kvm|tcg overrides.
+run_accel() {
+	case ${STREAMCD_ACCEL:-} in
+	kvm | tcg) echo "$STREAMCD_ACCEL" ;;
+	'')
+		if [[ -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+			echo kvm
+		else
+			echo tcg
+		fi
+		;;
+	*) die "run: STREAMCD_ACCEL=$STREAMCD_ACCEL: kvm or tcg" ;;
+	esac
+}
+
 run_qemu_args() {
 	local port=$1 serial=$2 iso=$RUN_ISO firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
-	local args=(-machine q35 -m "${STREAMCD_MEM:-3072}" -smp 2 -no-reboot)
+	local args=(-machine q35 -m "${STREAMCD_MEM:-3072}" -smp 2 -no-reboot) accel
+	accel=$(run_accel) || exit 1
 	# An emulated IOMMU, before the PCI devices it translates for, and a
 	# second NIC to pass through to a guest: on its own restricted user
 	# network, whose DHCP server gives 10.0.3.x.
@@ -120,13 +142,12 @@ run_qemu_args() {
 	# shellcheck disable=SC2054
 	[[ -z ${STREAMCD_IOMMU:-} ]] ||
 		args+=(-netdev user,id=n1,restrict=on,net=10.0.3.0/24 -device "e1000,netdev=n1,mac=$RUN_SECOND_NIC_MAC")
-	if [[ -w /dev/kvm ]]; then
-		args+=(-accel kvm -cpu host)
-	else
-		# TCG: SVM with nested paging gives Xen HAP; qemu64 because -cpu max
-		# crashes a PV dom0.
-		args+=(-accel tcg -cpu "qemu64,+svm,+npt,+rdrand")
-	fi
+	case $accel in
+	kvm) args+=(-accel kvm -cpu host) ;;
+	# TCG: SVM with nested paging gives Xen HAP; qemu64 because -cpu max
+	# crashes a PV dom0.
+	*) args+=(-accel tcg -cpu "qemu64,+svm,+npt,+rdrand") ;;
+	esac
 	case $media in
 	cdrom) args+=(-drive "file=$iso,media=cdrom,readonly=on,if=ide") ;;
 	disk) args+=(-drive "file=$iso,format=raw,readonly=on,if=virtio") ;;
