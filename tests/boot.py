@@ -387,6 +387,11 @@ def scenario_guest_pv(con):
     con.send("streamcd console linux-pvh")
     con.expect(r"attached to linux-pvh's console", 60, "the console of linux-pvh")
     guest_shell(con, "pvh")
+    # guests/linux/patches/xen-time-cpu-khz.patch: the CPU frequency comes
+    # from Xen, not from 100,000 reads of a PIT that a PVH guest lacks.
+    out = con.run("dmesg | grep -E 'TSC calibration|MHz processor'")
+    check(re.search(r"Detected [\d.]+ MHz processor", out) and "TSC calibration" not in out,
+          f"linux-pvh takes its CPU frequency from Xen, no PIT calibration: {out.strip()}")
     out = con.run("cat /root/mark 2>&1; echo written-by-pvh > /root/mark2; sync; ls /root")
     check("written-by-pv" not in out and "mark2" in out, f"linux-pvh does not see linux-pv's write: {out.strip()}")
     detach_to_shell(con, "linux-pvh")

@@ -13,9 +13,17 @@ Xen dom0, PV/PVH/HVM guest and bare metal: out/kernel/"
 # xz-utils for the source tarball and the XZ-compressed bzImage. No
 # libssl-dev, cpio or kmod: without module support nothing is signed,
 # packed or installed as a module.
-KERNEL_PACKAGES=(linux-source-6.1 build-essential bc bison flex libelf-dev xz-utils)
+KERNEL_PACKAGES=(linux-source-6.1 build-essential bc bison flex libelf-dev xz-utils patch)
 
 KERNEL_SOURCE_PKG=linux-source-6.1
+
+# Our own changes to Debian's tree, applied in name order after unpacking;
+# each says in its comment why upstream's behaviour does not suit a guest.
+KERNEL_PATCHES=()
+for _p in "$TOP"/guests/linux/patches/*.patch; do
+	[[ -f $_p ]] && KERNEL_PATCHES+=("$_p")
+done
+unset _p
 
 kernel_install_deps() {
 	install_missing kernel "${KERNEL_PACKAGES[@]}"
@@ -26,7 +34,7 @@ kernel_inputs_hash() {
 	local f
 	{
 		dpkg-query -W -f='${Version}\n' "$KERNEL_SOURCE_PKG"
-		for f in "$@"; do
+		for f in "$@" "${KERNEL_PATCHES[@]}"; do
 			printf '== %s\n' "${f##*/}"
 			cat "$f"
 		done
@@ -34,10 +42,20 @@ kernel_inputs_hash() {
 	} | sha256sum | cut -d' ' -f1
 }
 
-# kernel_unpack VERSION SRC: a tree of exactly that package version at SRC.
+# kernel_tree_id VERSION: names the package version and our patches, so
+# that a changed patch unpacks afresh (not patching a patched tree) and
+# rebuilds every object (a dropped patch restores older mtimes, which make
+# would take for up to date).
+kernel_tree_id() {
+	printf '%s %s\n' "$1" "$(cat /dev/null "${KERNEL_PATCHES[@]}" | sha256sum | cut -c1-16)"
+}
+
+# kernel_unpack VERSION SRC: a tree of exactly that package version, with
+# exactly our patches, at SRC.
 kernel_unpack() {
-	local version=$1 src=$2 tmp
-	if [[ -f $src/.streamcd-version && $(<"$src/.streamcd-version") == "$version" ]]; then
+	local version=$1 src=$2 tmp p marker
+	marker=$(kernel_tree_id "$version")
+	if [[ -f $src/.streamcd-version && $(<"$src/.streamcd-version") == "$marker" ]]; then
 		return 0
 	fi
 	log "kernel: unpacking $KERNEL_SOURCE_PKG $version into $src"
@@ -45,7 +63,12 @@ kernel_unpack() {
 	tmp=$(mktemp -d "$OUT/src/.unpack.XXXXXX")
 	tar -xf "/usr/src/$KERNEL_SOURCE_PKG.tar.xz" -C "$tmp" ||
 		{ rm -rf "$tmp"; die "kernel: unpacking /usr/src/$KERNEL_SOURCE_PKG.tar.xz failed"; }
-	printf '%s\n' "$version" >"$tmp/$KERNEL_SOURCE_PKG/.streamcd-version"
+	for p in "${KERNEL_PATCHES[@]}"; do
+		log "kernel: applying ${p#"$TOP"/}"
+		patch -d "$tmp/$KERNEL_SOURCE_PKG" -p1 --forward --batch --quiet <"$p" ||
+			{ rm -rf "$tmp"; die "kernel: ${p#"$TOP"/} does not apply to $KERNEL_SOURCE_PKG $version"; }
+	done
+	printf '%s\n' "$marker" >"$tmp/$KERNEL_SOURCE_PKG/.streamcd-version"
 	mv "$tmp/$KERNEL_SOURCE_PKG" "$src"
 	rmdir "$tmp"
 }
@@ -91,11 +114,11 @@ kernel_build() {
 	version=$(dpkg-query -W -f='${Version}' "$KERNEL_SOURCE_PKG")
 	mkdir -p "$OUT/src" "$work"
 	kernel_unpack "$version" "$src"
-	# Objects from another source version would be reused by make.
-	if [[ ! -f $work/.streamcd-version || $(<"$work/.streamcd-version") != "$version" ]]; then
+	# Objects from another source tree would be reused by make.
+	if [[ ! -f $work/.streamcd-version || $(<"$work/.streamcd-version") != "$(kernel_tree_id "$version")" ]]; then
 		rm -rf "$work"
 		mkdir -p "$work"
-		printf '%s\n' "$version" >"$work/.streamcd-version"
+		kernel_tree_id "$version" >"$work/.streamcd-version"
 	fi
 	log "kernel: configuring (tinyconfig + Xen fragments + ${#frags[@]} project fragments)"
 	run_logged kernel-config kernel_configure "$src" "$work" "${frags[@]}"
