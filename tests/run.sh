@@ -23,7 +23,7 @@ t_lint() {
 			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* \
 			guests/linux/rootfs/overlay/usr/local/lib/streamcd/* &&
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
-		python3 -m py_compile tests/*.py &&
+		python3 -m py_compile tests/*.py bench/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c
 }
 t_unit() { make -s -C cloop check; }
