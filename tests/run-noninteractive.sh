@@ -147,11 +147,14 @@ no_leftovers launch-unknown "$PORT"
 
 # 5. Ctrl-C: a terminal sends SIGINT to the foreground process group. Job
 # control gives the run a group of its own (and keeps SIGINT, which
-# background jobs of a script would ignore).
+# background jobs of a script would ignore). env --default-signal undoes
+# an ignored SIGINT inherited from whatever started this suite (a shell's
+# background job, nohup ... &): bash cannot trap a signal ignored at entry.
 PORT=$(free_port)
 log "interrupt: ./build.sh run, SIGINT after 15 s"
 set -m
-STREAMCD_PORT=$PORT STREAMCD_RUN_TIMEOUT=$LIMIT "$REPO/build.sh" run </dev/null >"$work/int.out" 2>"$work/int.err" &
+STREAMCD_PORT=$PORT STREAMCD_RUN_TIMEOUT=$LIMIT env --default-signal=INT "$REPO/build.sh" run \
+	</dev/null >"$work/int.out" 2>"$work/int.err" &
 pid=$!
 set +m
 sleep 15
