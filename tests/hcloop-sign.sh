@@ -66,6 +66,8 @@ expect "keygen without NAME: usage error" 2 "$(status "$HCLOOP" keygen)"
 log "make --sign"
 store=$work/store
 store_make "$store"
+expect "info of an unsigned index" 0 "$(status "$HCLOOP" info "$store" root)"
+says "info says it is unsigned" "^signature: *none (unsigned index)"
 expect "make --sign of the existing version 1" 0 \
 	"$(status "$HCLOOP" make -q --sign "$work/release.sec" "$FIX_IMAGE" "$store" root 1)"
 expect "latest still version 1, serial 1" "1 1" "$(cut -d' ' -f1,2 "$store/index/root/latest")"

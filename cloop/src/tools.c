@@ -50,14 +50,20 @@ static int load(const char *url, const char *name, const char *version, const ch
 	return r;
 }
 
+/* Whether an index is signed and whether it carries a boot profile are
+ * always stated: a script (or a person checking a store before a boot)
+ * should not have to infer them from a missing line. */
 static void print_sections(const hc_index *idx, const struct hc_pubkey *pk)
 {
+	int signed_ = 0, profiled = 0;
+
 	for (size_t i = 0; i < idx->nsections; i++) {
 		const struct hc_section *s = &idx->sections[i];
 		struct hc_pubkey signer;
 		char why[256];
 
 		if (s->type == HC_SECT_SIGNATURE) {
+			signed_ = 1;
 			if (hc_index_signer(idx, &signer, why, sizeof(why)) < 0)
 				printf("signature:    %s\n", why);
 			else
@@ -72,12 +78,19 @@ static void print_sections(const hc_index *idx, const struct hc_pubkey *pk)
 				printf("  %.*s\n", (int)n, p);
 				p += n + 1;
 			}
+		} else if (s->type == HC_SECT_PROFILE) {
+			profiled = 1;
+			printf("profile:      %llu blocks (boot read order)\n",
+			       (unsigned long long)(s->len / 4));
 		} else {
-			printf("section:      type %u, %llu bytes%s\n", s->type,
-			       (unsigned long long)s->len,
-			       s->type == HC_SECT_PROFILE ? " (boot profile)" : "");
+			printf("section:      type %u, %llu bytes\n", s->type,
+			       (unsigned long long)s->len);
 		}
 	}
+	if (!profiled)
+		printf("profile:      none\n");
+	if (!signed_)
+		printf("signature:    none (unsigned index)\n");
 }
 
 /* One line per block, for scripts: number, codec, file size, file path. */
