@@ -102,10 +102,6 @@ run_wait_port() {
 	die "run: the store server on port $1 did not come up"
 }
 
-# run_qemu_args PORT SERIAL: QEMU's command line for the boot, the serial
-# port on SERIAL (stdio, or mon:stdio for a person: Ctrl-A x quits QEMU).
-# The guest's network is QEMU's user network restricted to one forwarded
-# address: the store.
 # run_accel: kvm or tcg. KVM only where the host CPU itself has hardware
 # virtualisation (vmx or svm): Xen needs it passed on (-cpu host) for PVH
 # and HVM guests. A /dev/kvm without it (seen here: kvm-pvm, KVM done in
@@ -125,6 +121,10 @@ run_accel() {
 	esac
 }
 
+# run_qemu_args PORT SERIAL: QEMU's command line for the boot, the serial
+# port on SERIAL (stdio, or mon:stdio for a person: Ctrl-A x quits QEMU).
+# The guest's network is QEMU's user network restricted to one forwarded
+# address: the store.
 run_qemu_args() {
 	local port=$1 serial=$2 iso=$RUN_ISO firmware=${STREAMCD_FIRMWARE:-bios} media=${STREAMCD_MEDIA:-cdrom}
 	local args=(-machine q35 -m "${STREAMCD_MEM:-3072}" -smp 2 -no-reboot) accel
