@@ -56,26 +56,22 @@ def main():
             raise boot.Fail(f"no guest named {name} in the catalogue")
         if args.verbose:
             con.run("sed -i 's/ quiet/ printk.time=1/' guests/catalog.txt")
-        clog = "$c"
         for i in range(1, args.times + 1):
             con.run(f"streamcd launch --no-attach {name} >/dev/null 2>&1", 600)
             out = con.run(f"streamcd wait {name} 600 >/dev/null 2>&1; echo rc=$?", 700)
-            # Where the launcher keeps the console: xenconsoled's log for
-            # PV and PVH, QEMU's serial log for HVM.
+            # Where the launcher keeps the console, in the shell's $c:
+            # xenconsoled's log for PV and PVH, QEMU's serial log for HVM.
             con.run(f"c=console/guest-{name}.log; [ -f $c ] || c=guests/{name}/console.log")
-            if "rc=0" in out:
+            if "rc=0" not in out:
+                failed += 1
+                print(f"launch {i}: FAILED ({out.strip()})", flush=True)
+                print(con.run("tail -n 15 $c; xl dmesg | tail -n 25", 60), flush=True)
+            else:
                 secs, fetched = boot.ready_file(con, name)
                 ready.append(secs)
                 line = f"launch {i}: ready {secs:.1f} s, {fetched} bytes fetched"
-            else:
-                failed += 1
-                line = f"launch {i}: FAILED ({out.strip()})"
-                print(line, flush=True)
-                print(con.run(f"tail -n 15 {clog}; xl dmesg | tail -n 25", 60), flush=True)
-                line = None
-            if line:
                 if args.grep:
-                    found = con.run(f"grep -E '{args.grep}' {clog} | head -n 5", 60)
+                    found = con.run(f"grep -E '{args.grep}' $c | head -n 5", 60)
                     line += "".join(f"\n    {ln}" for ln in found.splitlines())
                 print(line, flush=True)
             con.run(f"streamcd stop {name} >/dev/null 2>&1; echo stopped", 300)
