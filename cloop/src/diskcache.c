@@ -441,7 +441,14 @@ int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, s
 	*slash = '\0';
 	r = hc_mkdir_p(path, 0755);
 	*slash = '/';
-	return r < 0 ? r : hc_write_atomic(path, data, len, 0);
+	if (r < 0 || (r = hc_write_atomic(path, data, len, 1)) < 0)
+		return r;
+	/* Durable before the mount goes on: the serial seen is what refuses a
+	 * downgrade at the next boot, even after a power cut. */
+	*slash = '\0';
+	r = hc_fsync_dir(path);
+	*slash = '/';
+	return r;
 }
 
 int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,

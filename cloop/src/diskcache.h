@@ -24,7 +24,8 @@ int hc_diskcache_contains(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN]);
 /* data must already be verified against hash. */
 int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const uint8_t *data,
 		     uint32_t size);
-/* Small metadata files (indexes) outside the size budget. */
+/* Small metadata files (indexes, the serial seen) outside the size budget,
+ * written durably (file and directory synced). */
 int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, size_t len);
 int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,
 			  size_t *ret_len);
