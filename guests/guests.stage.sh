@@ -154,7 +154,7 @@ guest_image_make() {
 guest_store_image() {
 	local name=$1 img=$OUT/guests/images/$1/image version
 	version=$(cut -c1-16 "$img.sha256")
-	run_logged "guests-store-$name" "$TOP/cloop/build/hcloop" make -q "$img" "$OUT/store" "$name" "$version"
+	run_logged "guests-store-$name" "$TOP/cloop/build/hcloop" make -q --sign "$SIGN_KEY_SEC" "$img" "$OUT/store" "$name" "$version"
 	printf '%s %s %s\n' "$version" "$(stat -c %s "$img")" "$(guest_stored_bytes "$name" "$version")"
 }
 
@@ -185,6 +185,8 @@ stage_guests() {
 	local -A GUEST=() seen=() stored=()
 	local entries=() images
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
+	# Here, not in guest_store_image's subshell: a key made now is made once.
+	sign_key
 	mkdir -p "$OUT/guests" "$OUT/store"
 	while IFS= read -r dir; do
 		for file in "$dir"/*.guest; do
@@ -217,6 +219,6 @@ stage_guests() {
 	} >"$catalog.new"
 	mv "$catalog.new" "$catalog"
 	version=$(sha256sum <"$catalog" | cut -c1-16)
-	run_logged guests-store-catalog "$TOP/cloop/build/hcloop" make -q "$catalog" "$OUT/store" catalog "$version"
+	run_logged guests-store-catalog "$TOP/cloop/build/hcloop" make -q --sign "$SIGN_KEY_SEC" "$catalog" "$OUT/store" catalog "$version"
 	log "guests: $n guests, catalogue version $version in $OUT/store ($((SECONDS - start)) s)"
 }

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Stage "initrd": a static BusyBox (initrd/busybox.stage.sh), the static hcloop and initrd/init
-# packed into an xz cpio. Sourced by build.sh, which provides log, die,
-# run_logged, install_missing, stage_build, TOP and OUT.
+# Stage "initrd": a static BusyBox (initrd/busybox.stage.sh), the static
+# hcloop, initrd/init and the store's public key (cloop/key.stage.sh) packed
+# into an xz cpio. Sourced by build.sh, which provides log, die, run_logged,
+# install_missing, sign_key, stage_build, TOP and OUT.
 # Output: $OUT/initrd/initrd.img.
 stage_register initrd 70 "static BusyBox + static hcloop + initrd/init:
 out/initrd/initrd.img (STREAMCD_MIRRORS: the store URLs
@@ -30,7 +31,7 @@ initrd_inputs_hash() {
 	{
 		echo "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
 		sha256sum "$OUT/initrd-busybox/busybox" "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" \
-			"$TOP/initrd/udhcpc.script"
+			"$TOP/initrd/udhcpc.script" "$SIGN_KEY_PUB"
 		declare -f initrd_make initrd_tree
 	} | sha256sum | cut -d ' ' -f 1
 }
@@ -48,6 +49,8 @@ initrd_tree() {
 	install -m 0755 "$OUT/hcloop-static/hcloop" "$dir/sbin/hcloop"
 	install -m 0755 "$TOP/initrd/init" "$dir/init"
 	install -m 0755 "$TOP/initrd/udhcpc.script" "$dir/etc/udhcpc.script"
+	# The only key whose indexes this CD mounts (cloop/key.stage.sh).
+	install -m 0644 "$SIGN_KEY_PUB" "$dir/etc/streamcd.pub"
 	printf '# Written by build.sh (stage initrd); the boot line overrides it.\nurl=%s\nimage=%s\n' \
 		"$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" >"$dir/etc/streamcd.conf"
 	printf '127.0.0.1 localhost\n' >"$dir/etc/hosts"
@@ -84,6 +87,7 @@ stage_initrd() {
 	install_missing initrd "${INITRD_PACKAGES[@]}"
 	[[ $(id -u) == 0 ]] || die "initrd: making device nodes needs root"
 	stage_hcloop_static
+	sign_key
 	mkdir -p "$OUT/src" "$OUT/log"
 	: >"$OUT/log/initrd.log"
 	initrd_busybox_build "$OUT/initrd-busybox/busybox"

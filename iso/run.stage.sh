@@ -27,9 +27,12 @@ emulated IOMMU and a second NIC, 52:54:00:12:34:99, for
 passthrough), STREAMCD_GDB_PORT (COM2, where the debug
 entry's Xen gdb stub answers, on that port of 127.0.0.1),
 STREAMCD_ACCEL=kvm|tcg (default: KVM only if the host CPU
-has vmx or svm to pass on to Xen, else TCG)"
-stage_register serve 0 "serve out/store on the LAN (STREAMCD_PORT, default 8080)
-for real machines booted from the ISO; prints the boot line"
+has vmx or svm to pass on to Xen, else TCG), STREAMCD_STORE
+(serve this store directory instead of out/store),
+STREAMCD_DISK=FILE (a writable second disk, e.g. a cache)"
+stage_register serve 0 "serve out/store (or STREAMCD_STORE) on the LAN
+(STREAMCD_PORT, default 8080) for real machines booted from
+the ISO; prints the boot line"
 
 RUN_PACKAGES=(qemu-system-x86 nginx-light busybox ovmf)
 
@@ -59,8 +62,8 @@ run_free_port() {
 # (through QEMU's guestfwd, a new process too): measured in QEMU TCG,
 # 16 MiB of the image streamed in 13.2 s from busybox httpd, 1.3 s from nginx.
 run_httpd() {
-	local addr=$1 port=$2 name=$3 dir=$OUT/log/$3-nginx
-	[[ -d $OUT/store/index ]] || die "$name: $OUT/store has no images; run ./build.sh rootfs first"
+	local addr=$1 port=$2 name=$3 dir=$OUT/log/$3-nginx store
+	store=$(run_store "$name") || exit 1
 	mkdir -p "$dir"
 	cat >"$dir/nginx.conf" <<-NGINX
 		daemon off;
@@ -83,12 +86,21 @@ run_httpd() {
 			scgi_temp_path $dir/tmp;
 			server {
 				listen $addr:$port;
-				root $OUT/store;
+				root $store;
 			}
 		}
 	NGINX
 	nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stderr.log" 2>&1 &
 	RUN_HTTPD_PID=$!
+}
+
+# run_store NAME: the store directory to serve: STREAMCD_STORE (one a user
+# made, or a test's altered copy), else out/store.
+run_store() {
+	local store=${STREAMCD_STORE:-$OUT/store}
+	[[ -d $store ]] || die "$1: STREAMCD_STORE=$store: no such directory"
+	[[ -d $store/index ]] || die "$1: $store has no images (no index/); run ./build.sh rootfs guests first"
+	realpath "$store"
 }
 
 # run_wait_port PORT: the server answers, or die.
@@ -153,6 +165,11 @@ run_qemu_args() {
 	disk) args+=(-drive "file=$iso,format=raw,readonly=on,if=virtio") ;;
 	*) die "run: STREAMCD_MEDIA=$media: cdrom or disk" ;;
 	esac
+	# After the boot medium, so that the boot disk keeps its name.
+	if [[ -n ${STREAMCD_DISK:-} ]]; then
+		[[ -f $STREAMCD_DISK && -w $STREAMCD_DISK ]] || die "run: STREAMCD_DISK=$STREAMCD_DISK: no writable file"
+		args+=(-drive "file=$STREAMCD_DISK,format=raw,if=virtio")
+	fi
 	case $firmware in
 	bios) ;;
 	uefi)
@@ -347,7 +364,7 @@ stage_run() {
 	# the substitution.
 	argv=$(run_qemu_args "$port" "$serial") || exit 1
 	mapfile -t qemu_args <<<"$argv"
-	log "run: store $OUT/store on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $RUN_ISO (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
+	log "run: store ${STREAMCD_STORE:-$OUT/store} on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $RUN_ISO (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
 	if [[ $serial == mon:stdio ]]; then
 		log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
 		qemu-system-x86_64 "${qemu_args[@]}" || rc=$?
@@ -372,7 +389,7 @@ stage_serve() {
 	# Ctrl-C is how serving ends: not an error.
 	trap 'log "serve: stopped"; exit 0' INT TERM
 	run_wait_port "$port"
-	log "serve: $OUT/store on port $port; boot machines with one of these on the boot line"
+	log "serve: ${STREAMCD_STORE:-$OUT/store} on port $port; boot machines with one of these on the boot line"
 	log "serve: (Tab at the isolinux menu, e at the GRUB menu):"
 	for addr in $(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
 		printf '    streamcd.url=http://%s:%s\n' "$addr" "$port"

@@ -9,6 +9,12 @@ serial console. One scenario per run:
             this machine through Xen's gdb stub on COM2
   noserver  no store server: the initrd must fail with hcloop's message
             and a shell, not hang
+  refused   the default entry with the store the environment gives
+            (STREAMCD_STORE): the initrd must refuse it, its FAILED line
+            matching the pattern given, and leave a shell
+  mounted   "Linux without a hypervisor": the root must come from the
+            version given; prints the serial the disk cache (if any)
+            remembers
   guest-pv  kiosk launch of linux-pv (streamcd.launch=), its network, gdbsx
             and gdb on it, linux-pvh beside it from the same image (each
             sees only its own writes), an unknown guest, too little memory,
@@ -241,6 +247,11 @@ def scenario_boot(con, entry, hypervisor, debug=False):
     login(con)
     print(f"measure: shell at {con.elapsed():.0f} s")
     root_checks(con, r"http://10\.0\.2\.100")
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
+    planned = int(stats.get("prefetch_planned", "0"))
+    check(planned > 0, f"the index carries the build's boot profile: {planned} blocks fetched ahead")
+    print(f"measure: profile {planned} blocks, {stats.get('prefetch_blocks')} prefetched, "
+          f"{stats.get('prefetch_hits')} read from the prefetch")
     xen = con.run("cat /sys/hypervisor/type 2>/dev/null || echo none")
     if hypervisor:
         check("xen" in xen, "running on Xen (/sys/hypervisor/type)")
@@ -264,6 +275,33 @@ def scenario_noserver(con):
     con.expect(r"[#$] *$", 60, "the rescue shell")
     out = con.run("echo shell-$((1+1))")
     check("shell-2" in out, "the rescue shell answers")
+
+
+def scenario_refused(con, why):
+    """The initrd refuses the store: a FAILED line naming the reason WHY
+    (a regex), a shell, and the rest of the boot never happens. The
+    default entry: on the bare one the shell is on the screen, not COM1."""
+    choose_entry(con, 0)
+    con.expect(r"streamcd: mounting image \S+ from \S+", 600, "the initrd's mount attempt")
+    m = con.expect(r"streamcd: FAILED: ([^\n]*)\n", 300, "the initrd's failure message")
+    check(re.search(why, m.group(1)), f"the boot stops with the reason: {m.group(0).strip()}")
+    con.expect(r"[#$] *$", 60, "the rescue shell")
+    out = con.run("grep -c fuse /proc/mounts")
+    check(re.search(r"^0\s*$", out, re.M), "the rescue shell answers; nothing is mounted")
+
+
+def scenario_mounted(con, version):
+    """The initrd mounts the root from VERSION; a clean power-off after."""
+    choose_entry(con, 1)
+    m = con.expect(r"streamcd: root mounted from (\S+) \(image (\S+), version (\S+)\)", 600,
+                   "'streamcd: root mounted from ...'")
+    check(m.group(3) == version, f"the root is version {m.group(3)} (wanted {version})")
+    con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
+    login(con)
+    seen = con.run("cat /run/streamcd/cachefs/streamcd-cache/seen/dom0 2>/dev/null || echo none")
+    print(f"measure: the disk cache remembers serial and version: {seen.strip()}")
+    con.send("sync; poweroff -f")
+    con.expect(r"reboot: Power down", 120, "the power-off")
 
 
 # ---- guests ----
@@ -502,6 +540,8 @@ SCENARIOS = {
     "iommu": (lambda con, a: scenario_iommu(con),
               {"STREAMCD_IOMMU": "intel", "STREAMCD_APPEND": "streamcd.menu=0"}),
     "expect": (lambda con, a: scenario_expect(con, a.keys, a.expect), {"STREAMCD_RUN_SERVER": "0"}),
+    "refused": (lambda con, a: scenario_refused(con, a.expect[0]), {}),
+    "mounted": (lambda con, a: scenario_mounted(con, a.expect[0]), {}),
 }
 
 
@@ -511,7 +551,8 @@ def main():
     ap.add_argument("--log", required=True, help="file for the raw console output")
     ap.add_argument("--key", action="append", default=[], metavar="REGEX=KEYS",
                     help="expect: type KEYS (Python escapes) once REGEX has shown")
-    ap.add_argument("expect", nargs="*", help="expect: patterns to wait for, in order")
+    ap.add_argument("expect", nargs="*", help="expect: patterns to wait for, in order; "
+                    "refused: the FAILED line's pattern; mounted: the version")
     # Patterns may come after --log and --key: intermixed.
     args = ap.parse_intermixed_args()
     args.keys = []
@@ -519,6 +560,8 @@ def main():
         rx, text = k.split("=", 1)
         args.keys.append((rx, text.encode().decode("unicode_escape")))
     fn, extra = SCENARIOS[args.scenario]
+    if args.scenario in ("refused", "mounted") and len(args.expect) != 1:
+        ap.error(f"{args.scenario} takes one argument")
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"
     for k, v in extra.items():

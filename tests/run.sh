@@ -8,10 +8,11 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
-	hcloop-faults-san hcloop-offline-san hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
+	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-mirrors-san hcloop-prefetch-san
 	hcloop-static delayproxy
-	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver run-noninteractive
+	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver boot-signed
+	run-noninteractive
 	boot-guest-pv boot-guest-hvm boot-iommu
 	iso-boot iso-size)
 

@@ -181,7 +181,7 @@ rootfs_build() {
 }
 
 stage_rootfs() {
-	local dest=$OUT/rootfs hash start=$SECONDS version
+	local dest=$OUT/rootfs hash start=$SECONDS
 	[[ $(id -u) == 0 ]] || die "rootfs: debootstrap, chroot and mounts need root"
 	[[ -f $OUT/xen/gdbsx ]] || die "rootfs: no $OUT/xen/gdbsx: run ./build.sh xen first"
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
@@ -194,8 +194,20 @@ stage_rootfs() {
 	fi
 	# Also after a restore from the cache: the store may be new. The
 	# version is named by the image's hash, so a rerun finds it in place.
-	version=$(cut -c1-16 "$dest/dom0.img.sha256")
-	SOURCE_DATE_EPOCH=$(rootfs_epoch) run_logged rootfs-store \
-		"$TOP/cloop/build/hcloop" make "$dest/dom0.img" "$OUT/store" dom0 "$version"
-	log "rootfs: $OUT/store image dom0 version $version"
+	rootfs_store "$(cut -c1-16 "$dest/dom0.img.sha256")"
+}
+
+# rootfs_store VERSION: out/rootfs/dom0.img into out/store as dom0 VERSION,
+# signed, with the boot profile the profile stage traced on this version
+# (without one, a rerun would drop it from the index).
+rootfs_store() {
+	local version=$1 profile=() what=
+	sign_key
+	if [[ -f $OUT/profile/version && $(<"$OUT/profile/version") == "$version" ]]; then
+		profile=(--profile "$OUT/profile/dom0.profile")
+		what=", boot profile of $(wc -l <"$OUT/profile/dom0.profile") blocks"
+	fi
+	SOURCE_DATE_EPOCH=$(rootfs_epoch) run_logged rootfs-store "$TOP/cloop/build/hcloop" make \
+		--sign "$SIGN_KEY_SEC" "${profile[@]}" "$OUT/rootfs/dom0.img" "$OUT/store" dom0 "$version"
+	log "rootfs: $OUT/store image dom0 version $version, signed by $SIGN_KEY_PUB$what"
 }
