@@ -46,6 +46,17 @@ rm -rf /usr/share/man/* /usr/share/info/* /usr/share/lintian
 find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 
 cp -a /streamcd/overlay/. /
+# Debian's xen init script starts a QEMU as dom0's own disk back-end at
+# every boot: about 25 MB of the root image read over the network before
+# dom0 is ready, for nothing: libxl starts a QEMU for each guest that needs
+# one when the guest starts. The script sets QEMU after reading
+# /etc/default/xen, so only an edit here can turn it off; its qemu_start
+# skips a QEMU that is not executable.
+sed -i 's|^QEMU=/usr/libexec/xen-qemu-system-i386$|QEMU=/nonexistent/streamcd-no-dom0-qemu|' /etc/init.d/xen
+grep -q '^QEMU=/nonexistent/streamcd-no-dom0-qemu$' /etc/init.d/xen || {
+	echo "configure.sh: /etc/init.d/xen has no QEMU= line to turn off dom0's QEMU" >&2
+	exit 1
+}
 # umountnfs.sh and older tools still read /etc/mtab.
 ln -sf ../proc/self/mounts /etc/mtab
 cp -a "/streamcd/overlay.$init/." /
