@@ -76,6 +76,8 @@ KEY=$("$TOP/build.sh" key 2>&1 | sed -n 's/^==> key: secret \(.*\) (keep.*/\1/p'
 # The web root: the build's store, a copy without the profile and the
 # image file. The copies share out/store's block files.
 tmpdir_make W
+# nginx's workers run as nobody.
+chmod 0755 "$W"
 WWW=$W/www
 mkdir -p "$WWW/on-demand" "$W/nginx"
 ln -s "$OUT/store" "$WWW/profile"
