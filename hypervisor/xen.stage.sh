@@ -10,9 +10,17 @@ hypervisors (hypervisor/*.config) and gdbsx: out/xen/"
 # hypervisor/*.config were written for, and the packages its build needs
 # beyond a C toolchain (flex and bison: Xen's kconfig; python3: generated
 # headers; build-essential brings dpkg-dev for dpkg-source; zopfli: the
-# smaller gzip, see xen_hypervisor).
+# smaller gzip, see xen_hypervisor; patch: hypervisor/patches).
 XEN_VERSION=4.17.5+72-g01140da4e8-1
-XEN_PACKAGES=(build-essential flex bison python3 zopfli)
+XEN_PACKAGES=(build-essential flex bison python3 zopfli patch)
+
+# Our changes to Debian's tree (hypervisor/patches/, applied in name order
+# after Debian's own); each says at its top why.
+XEN_PATCHES=()
+for _p in "$TOP"/hypervisor/patches/*.patch; do
+	[[ -f $_p ]] && XEN_PATCHES+=("$_p")
+done
+unset _p
 
 # Everything that decides what out/xen/ holds; a change to any of it rebuilds.
 xen_inputs_hash() {
@@ -22,6 +30,7 @@ xen_inputs_hash() {
 		printf '%s\n' "$XEN_VERSION" "${XEN_PACKAGES[*]}"
 		declare -f "${fns[@]}"
 		cat "$TOP/hypervisor/release.config" "$TOP/hypervisor/debug.config"
+		cat /dev/null "${XEN_PATCHES[@]}"
 		gcc --version | head -n 1
 		ld --version | head -n 1
 	} | sha256sum | cut -d ' ' -f 1
@@ -114,7 +123,7 @@ xen_gdbsx() {
 # xen_build DIR: both hypervisors, their configurations, the debug one's
 # symbols (for gdb on its serial gdb stub) and gdbsx, into DIR.
 xen_build() {
-	local dir=$1 work="$OUT/xen.work" src opts
+	local dir=$1 work="$OUT/xen.work" src opts p
 	local rel="$TOP/hypervisor/release.config" dbg="$TOP/hypervisor/debug.config"
 	mkdir -p "$OUT/log"
 	: >"$OUT/log/xen.log"
@@ -123,6 +132,10 @@ xen_build() {
 	src="$OUT/src/xen-$(sed 's/^[0-9]*://; s/-[^-]*$//' <<<"$XEN_VERSION")"
 	log "xen: unpacking Debian's xen $XEN_VERSION into $src"
 	debian_source xen xen "$XEN_VERSION" "$src" "XEN_VERSION in hypervisor/xen.stage.sh"
+	for p in "${XEN_PATCHES[@]}"; do
+		log "xen: applying ${p#"$TOP"/}"
+		log_run xen patch -d "$src" -p1 --forward --batch -i "$p"
+	done
 	rm -rf "$work"
 	mkdir -p "$work"
 	log "xen: building the release hypervisor (log: $OUT/log/xen.log)"

@@ -5,7 +5,8 @@
 # image_NAME_inputs to print what decides its bytes (dashes in NAME become
 # underscores). Provided by build.sh: log, die, install_missing, TOP, OUT.
 #
-# linux-kernel   the CD's kernel, booted by xl as a PV or PVH guest
+# linux-kernel   the guest kernel (out/guest-kernel), booted by xl as a PV
+#                or PVH guest
 # linux-symbols  its vmlinux: gdb's symbols for a guest debugged with gdbsx
 # linux-disk     a whole disk: an MBR with SYSLINUX's boot code, partition
 #                1 (FAT) with SYSLINUX and the kernel for HVM, partition 2
@@ -23,11 +24,11 @@ LINUX_DISK_BOOT_MIB=8
 LINUX_DISK_ROOT_MIB=56
 LINUX_SYSLINUX_MBR=/usr/lib/syslinux/mbr/mbr.bin
 
-image_linux_kernel() { cp "$OUT/kernel/vmlinuz" "$1"; }
-image_linux_kernel_inputs() { sha256sum <"$OUT/kernel/vmlinuz"; }
+image_linux_kernel() { cp "$OUT/guest-kernel/vmlinuz" "$1"; }
+image_linux_kernel_inputs() { sha256sum <"$OUT/guest-kernel/vmlinuz"; }
 
-image_linux_symbols() { cp "$OUT/kernel/vmlinux" "$1"; }
-image_linux_symbols_inputs() { sha256sum <"$OUT/kernel/vmlinux"; }
+image_linux_symbols() { cp "$OUT/guest-kernel/vmlinux" "$1"; }
+image_linux_symbols_inputs() { sha256sum <"$OUT/guest-kernel/vmlinux"; }
 
 # linux_busybox_deb: Debian's busybox-static, downloaded (not installed: it
 # conflicts with the busybox package the tests use) into out/src; prints
@@ -48,7 +49,7 @@ linux_busybox_deb() {
 image_linux_disk_inputs() {
 	apt-cache policy busybox-static | awk '$1 == "Candidate:" { print $2 }'
 	dpkg-query -W "${LINUX_GUEST_PACKAGES[@]}"
-	sha256sum <"$OUT/kernel/vmlinuz"
+	sha256sum <"$OUT/guest-kernel/vmlinuz"
 	(cd "$TOP/guests/linux/guest-root" && find . -printf '%p %y %m %l\n' | LC_ALL=C sort &&
 		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	printf '%s\n' "$LINUX_DISK_ID" "$LINUX_DISK_BOOT_MIB" "$LINUX_DISK_ROOT_MIB" "${SOURCE_DATE_EPOCH:-}"
@@ -111,7 +112,7 @@ image_linux_disk() {
 		  KERNEL /vmlinuz
 		  APPEND root=PARTUUID=$LINUX_DISK_ID-02 rw rootwait console=ttyS0,115200 quiet
 	EOF
-	SOURCE_DATE_EPOCH=$epoch mcopy -i "$out@@${boot_off}M" "$OUT/kernel/vmlinuz" ::/vmlinuz
+	SOURCE_DATE_EPOCH=$epoch mcopy -i "$out@@${boot_off}M" "$OUT/guest-kernel/vmlinuz" ::/vmlinuz
 	SOURCE_DATE_EPOCH=$epoch mcopy -i "$out@@${boot_off}M" "$work/syslinux.cfg" ::/syslinux.cfg
 	SOURCE_DATE_EPOCH=$epoch syslinux --install --offset $((boot_off * 1048576)) "$out"
 	# Partition 2: the root, ext4 without a journal (every write lands in a

@@ -80,6 +80,8 @@ rootfs_inputs_hash() {
 		(cd "$ROOTFS_CONF" && find . -printf '%p %y %m %l\n' | LC_ALL=C sort &&
 			find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		sha256sum <"$OUT/xen/gdbsx"
+		cat "$OUT/kernel/release"
+		(cd "$OUT/kernel/modules" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		rootfs_sources
 		rootfs_archive_state
 		dpkg-query -W debootstrap e2fsprogs squashfs-tools erofs-utils
@@ -169,6 +171,9 @@ rootfs_build() {
 	rm -rf "$root/var/cache/apt/archives/partial" "$root/var/cache/apt/archives/lock"
 	# Ours, built with the hypervisor: before Debian's wrapper in PATH.
 	install -m 755 "$OUT/xen/gdbsx" "$root/usr/local/sbin/gdbsx"
+	# The CD kernel's modules (what only guests use: config/cd/cd.config),
+	# with the modules.dep its build's depmod wrote.
+	cp -a "$OUT/kernel/modules/lib/modules" "$root/lib/"
 	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 	chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' >"$work/manifest"
 	epoch=$(rootfs_epoch)
@@ -184,6 +189,8 @@ stage_rootfs() {
 	local dest=$OUT/rootfs hash start=$SECONDS
 	[[ $(id -u) == 0 ]] || die "rootfs: debootstrap, chroot and mounts need root"
 	[[ -f $OUT/xen/gdbsx ]] || die "rootfs: no $OUT/xen/gdbsx: run ./build.sh xen first"
+	[[ -f $OUT/kernel/release && -d $OUT/kernel/modules/lib/modules ]] ||
+		die "rootfs: no CD kernel modules in $OUT/kernel: run ./build.sh kernel first"
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
 	install_missing rootfs "${ROOTFS_HOST_PACKAGES[@]}"
 	hash=$(rootfs_inputs_hash)

@@ -57,6 +57,11 @@ grep -q '^QEMU=/nonexistent/streamcd-no-dom0-qemu$' /etc/init.d/xen || {
 	echo "configure.sh: /etc/init.d/xen has no QEMU= line to turn off dom0's QEMU" >&2
 	exit 1
 }
+# The kernel asks /sbin/modprobe for what a module it loads needs (a crypto
+# algorithm, an nftables expression): BusyBox's, which reads depmod's
+# modules.dep and modules.alias; Debian's kmod links libcrypto, 4.5 MB read
+# from the store the first time it runs (guests/linux/README.md).
+ln -sf /bin/busybox /usr/sbin/modprobe
 # umountnfs.sh and older tools still read /etc/mtab.
 ln -sf ../proc/self/mounts /etc/mtab
 cp -a "/streamcd/overlay.$init/." /
