@@ -12,7 +12,7 @@ B=$OUT/bench-userland
 [[ -f $OUT/streamcd.iso && -d $OUT/store/index ]] || { echo "run ./build.sh first" >&2; exit 1; }
 rm -rf "$B"
 mkdir -p "$B"
-for d in xen kernel initrd hcloop-static rootfs-debs; do
+for d in xen kernel guest-kernel initrd syslinux hcloop-static rootfs-debs; do
 	[[ ! -e $OUT/$d ]] || ln -s "$OUT/$d" "$B/$d"
 done
 ln "$OUT/streamcd.iso" "$B/streamcd.iso"

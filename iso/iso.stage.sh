@@ -6,7 +6,8 @@
 # Sourced by build.sh, which provides log, die, run_logged, install_missing,
 # stage_build, TOP and OUT.
 # Inputs: $OUT/xen/{xen.gz,xen-debug.gz}, $OUT/kernel/vmlinuz,
-# $OUT/initrd/initrd.img, iso/{isolinux.cfg,grub.cfg}.
+# $OUT/initrd/initrd.img, $OUT/syslinux/ (ISOLINUX, iso/syslinux.stage.sh),
+# iso/{isolinux.cfg,grub.cfg}.
 # Outputs: $OUT/iso/{streamcd.iso,sizes.txt} and $OUT/streamcd.iso.
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
 # STREAMCD_BOOT_ARGS (added to every Linux command line, default none: the
@@ -15,12 +16,10 @@ stage_register iso 80 "the hybrid BIOS/UEFI ISO: out/streamcd.iso"
 
 # Every package here either puts bytes into the image or decides its layout,
 # so their versions are part of the stage's input hash.
-ISO_PACKAGES=(xorriso libisofs6 libisoburn1 isolinux syslinux-common
-	grub-efi-amd64-bin mtools dosfstools zopfli)
+# ISOLINUX is our own build (the syslinux stage), hashed as a file.
+ISO_PACKAGES=(xorriso libisofs6 libisoburn1 grub-efi-amd64-bin mtools dosfstools zopfli)
 
-ISOLINUX_BIN=/usr/lib/ISOLINUX/isolinux.bin
-ISOLINUX_MBR=/usr/lib/ISOLINUX/isohdpfx.bin
-SYSLINUX_MODULES=/usr/lib/syslinux/modules/bios
+ISOLINUX_DIR=$OUT/syslinux
 # ldlinux.c32 is ISOLINUX's second half; libcom32 (and libutil, for the
 # menu) are what mboot.c32 and menu.c32 link against. menu.c32 rather than
 # vesamenu.c32: text mode also works over the serial line.
@@ -44,8 +43,8 @@ GRUB_MODULES=(normal serial terminal efi_gop multiboot2 linux)
 GRUB_LIB=/usr/lib/grub/x86_64-efi
 
 ISO_VOLID=STREAMCD
-# 6.5 MB, the size the image has to stay under.
-ISO_MAX_BYTES=6500000
+# 5 MiB, the size the image has to stay under (tests/iso-size.sh).
+ISO_MAX_BYTES=$((5 * 1024 * 1024))
 
 # iso_config TEMPLATE ARGS: the loader configuration TEMPLATE with every
 # command line filled in. Both loaders' templates go through here, so a
@@ -192,7 +191,7 @@ iso_xorriso() {
 		-V "$ISO_VOLID" -r -iso-level 3 \
 		--modification-date="$date" --set_all_file_dates "$date" \
 		--gpt_disk_guid modification-date \
-		-isohybrid-mbr "$ISOLINUX_MBR" \
+		-isohybrid-mbr "$ISOLINUX_DIR/isohdpfx.bin" \
 		-c isolinux/boot.cat \
 		-b isolinux/isolinux.bin -no-emul-boot -boot-load-size 4 -boot-info-table \
 		-eltorito-alt-boot \
@@ -210,12 +209,13 @@ iso_build() {
 	local xen=$OUT/xen/xen.gz xen_debug=$OUT/xen/xen-debug.gz
 	local kernel=$OUT/kernel/vmlinuz initrd=$OUT/initrd/initrd.img
 	install_missing iso "${ISO_PACKAGES[@]}"
-	for f in "$xen" "$xen_debug" "$kernel" "$initrd"; do
-		[[ -f $f ]] || die "iso: $f missing; build it first (./build.sh xen kernel initrd)"
+	for f in "$xen" "$xen_debug" "$kernel" "$initrd" "$ISOLINUX_DIR/isolinux.bin"; do
+		[[ -f $f ]] || die "iso: $f missing; build it first (./build.sh xen kernel initrd syslinux)"
 	done
 	iso_check_args "$args"
 	epoch=$(iso_epoch)
-	stage_build "$cache" "$(iso_inputs_hash "$epoch" "$args" "$xen" "$xen_debug" "$kernel" "$initrd")" \
+	stage_build "$cache" "$(iso_inputs_hash "$epoch" "$args" "$xen" "$xen_debug" "$kernel" "$initrd" \
+		"$ISOLINUX_DIR/isolinux.bin" "$ISOLINUX_DIR/isohdpfx.bin" "${ISOLINUX_FILES[@]/#/$ISOLINUX_DIR/}")" \
 		"$dest" streamcd.iso sizes.txt -- iso_make "$args" "$epoch"
 	((STAGE_BUILT)) || return 0
 	cat "$dest/sizes.txt" >&2
@@ -242,9 +242,9 @@ iso_make() {
 	cp "$xen_debug" "$work/tree/boot/xen-debug.gz"
 	cp "$kernel" "$work/tree/boot/vmlinuz"
 	cp "$initrd" "$work/tree/boot/initrd.img"
-	cp "$ISOLINUX_BIN" "$work/tree/isolinux/"
+	cp "$ISOLINUX_DIR/isolinux.bin" "$work/tree/isolinux/"
 	for f in "${ISOLINUX_FILES[@]}"; do
-		cp "$SYSLINUX_MODULES/$f" "$work/tree/isolinux/"
+		cp "$ISOLINUX_DIR/$f" "$work/tree/isolinux/"
 	done
 	iso_config "$TOP/iso/isolinux.cfg" "$args" >"$work/tree/isolinux/isolinux.cfg"
 	iso_config "$TOP/iso/grub.cfg" "$args" >"$work/tree/boot/grub/grub.cfg"

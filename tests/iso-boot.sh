@@ -12,7 +12,7 @@ set -eu
 requires qemu-system-x86_64 gcc cpio xz cmp
 [[ -f /usr/share/OVMF/OVMF_CODE.fd ]] || { echo "FAIL: needs Debian's ovmf (./build.sh deps)"; exit 1; }
 # Cached: seconds when they are built already.
-"$REPO/build.sh" xen kernel
+"$REPO/build.sh" xen kernel syslinux
 
 work=
 tmpdir_make work
@@ -25,6 +25,7 @@ gcc -Os -static -o "$work/initramfs/init" "$TESTS_DIR/iso-test-init.c"
 # initramfs, in an out/ of its own and without the machine-wide cache.
 build_iso() {
 	mkdir -p "$1/xen" "$1/kernel" "$1/initrd"
+	cp -r "$REPO/out/syslinux" "$1/"
 	cp "$REPO/out/xen/xen.gz" "$REPO/out/xen/xen-debug.gz" "$1/xen/"
 	cp "$REPO/out/kernel/vmlinuz" "$1/kernel/"
 	cp "$work/initrd.img" "$1/initrd/"

@@ -14,7 +14,7 @@ set -eu
 requires qemu-system-x86_64 nginx busybox ss pgrep setsid
 PASSED=0 FAILED=0
 # Cached: seconds when built already.
-"$REPO/build.sh" xen kernel hcloop-static rootfs guests initrd iso
+"$REPO/build.sh" xen kernel hcloop-static rootfs guests initrd syslinux iso
 
 work=
 tmpdir_make work

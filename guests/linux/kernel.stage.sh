@@ -176,6 +176,9 @@ stage_kernel() {
 	# win; the CD's own fragments come last of all.
 	local guest=("$TOP"/guests/linux/config/*.config) cd
 	cd=("${guest[@]}" "$TOP"/guests/linux/config/cd/*.config)
+	# systemd (rootfs.stage.sh's STREAMCD_ROOTFS_INIT) needs what cd.config
+	# leaves out for sysvinit.
+	[[ ${ROOTFS_INIT:-sysvinit} != systemd ]] || cd+=("$TOP"/guests/linux/config/cd/systemd/*.config)
 	[[ -f ${guest[0]} && -f ${cd[-1]} ]] || die "kernel: no fragments in $TOP/guests/linux/config{,/cd}"
 	kernel_install_deps
 	stage_build kernel "$(kernel_inputs_hash cd "${cd[@]}")" "$OUT/kernel" vmlinuz config release modules \
