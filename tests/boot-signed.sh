@@ -78,12 +78,13 @@ printf '%s %s %s\n' "$version" "$serial" "$(sha256sum <"$work/altered/index/dom0
 	>"$work/altered/index/dom0/latest"
 case_run altered refused "index/dom0/$version has a bad signature" STREAMCD_STORE="$work/altered"
 
-# The downgrade: the cache on a second disk (ext4, as a stick's would be).
+# The downgrade: the cache on a second disk, ext2 as a stick's is (the CD
+# kernel mounts no ext4).
 copy downgrade
 cp "$work/downgrade/index/dom0/latest" "$work/latest.old"
 add downgrade newer-1 --sign "$key"
 truncate -s 64M "$work/cache.img"
-mkfs.ext4 -q -F "$work/cache.img"
+mkfs.ext2 -q -F "$work/cache.img"
 cache=(STREAMCD_STORE="$work/downgrade" STREAMCD_DISK="$work/cache.img")
 case_run newer mounted newer-1 "${cache[@]}" STREAMCD_APPEND=streamcd.cache=/dev/vda
 cp "$work/latest.old" "$work/downgrade/index/dom0/latest"

@@ -50,6 +50,8 @@ DOWN = "\x0e"
 # xl console's escape: back to dom0.
 DETACH = "\x1d"
 GUEST_READY = r"streamcd: guest {} ready \((\d+(?:\.\d+)?) s, (\d+) bytes fetched\)"
+# The initrd's rescue (initrd/init), after its FAILED line.
+RESCUE = "streamcd: dropping to a shell"
 
 
 class Fail(Exception):
@@ -67,6 +69,9 @@ class Console:
         self.buf = ""
         self.pending = b""
         self.t0 = time.monotonic()
+        # The initrd's rescue ends every wait at once, but where a scenario
+        # expects it: a failed boot costs seconds, not each marker's timeout.
+        self.rescue_fails = True
 
     def elapsed(self):
         return time.monotonic() - self.t0
@@ -99,6 +104,11 @@ class Console:
             if m:
                 self.buf = self.buf[m.end():]
                 return m
+            if self.rescue_fails and RESCUE in self.buf:
+                failed = re.search(r"streamcd: FAILED: [^\n]*", self.buf)
+                raise Fail(f"the initrd gave up while waiting for {what or repr(pattern)} "
+                           f"({self.elapsed():.0f} s into the boot): "
+                           f"{failed.group(0) if failed else 'no FAILED line'}")
             left = deadline - time.monotonic()
             if left <= 0:
                 tail = "\n".join(self.buf.splitlines()[-15:])
@@ -265,6 +275,7 @@ def scenario_boot(con, entry, hypervisor, debug=False):
 
 
 def scenario_noserver(con):
+    con.rescue_fails = False
     choose_entry(con, 0)
     con.expect(r"streamcd: mounting image \S+ from \S+", 600, "the initrd's mount attempt")
     t = con.elapsed()
@@ -281,6 +292,7 @@ def scenario_refused(con, why):
     """The initrd refuses the store: a FAILED line naming the reason WHY
     (a regex), a shell, and the rest of the boot never happens. The
     default entry: on the bare one the shell is on the screen, not COM1."""
+    con.rescue_fails = False
     choose_entry(con, 0)
     con.expect(r"streamcd: mounting image \S+ from \S+", 600, "the initrd's mount attempt")
     m = con.expect(r"streamcd: FAILED: ([^\n]*)\n", 300, "the initrd's failure message")
