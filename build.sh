@@ -13,7 +13,7 @@ PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev clang-format shellcheck
 	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd libsodium-dev
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
-	qemu-system-x86 ovmf cpio xz-utils gdb
+	qemu-system-x86 ovmf cpio xz-utils gdb fdisk gdisk
 )
 
 

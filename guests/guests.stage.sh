@@ -149,12 +149,19 @@ guest_image_make() {
 }
 
 # guest_store_image NAME: out/guests/images/NAME into the store, version =
-# the first 16 hex digits of its SHA-256 (a rerun finds it in place);
-# prints "VERSION SIZE STORED_BYTES".
+# the first 16 hex digits of its SHA-256 (a rerun finds it in place), with
+# the boot profile the guest-profiles stage recorded for that version
+# (without it, a rerun would drop the profile from the index); prints
+# "VERSION SIZE STORED_BYTES".
 guest_store_image() {
-	local name=$1 img=$OUT/guests/images/$1/image version
+	local name=$1 img=$OUT/guests/images/$1/image version profile=() pfile=$OUT/guests/$1.profile
 	version=$(cut -c1-16 "$img.sha256")
-	run_logged "guests-store-$name" "$TOP/cloop/build/hcloop" make -q --sign "$SIGN_KEY_SEC" "$img" "$OUT/store" "$name" "$version"
+	if guest_profile_of "$name" "$version" >"$pfile"; then
+		profile=(--profile "$pfile")
+	fi
+	run_logged "guests-store-$name" "$TOP/cloop/build/hcloop" make -q --sign "$SIGN_KEY_SEC" \
+		"${profile[@]}" "$img" "$OUT/store" "$name" "$version"
+	rm -f "$pfile"
 	printf '%s %s %s\n' "$version" "$(stat -c %s "$img")" "$(guest_stored_bytes "$name" "$version")"
 }
 

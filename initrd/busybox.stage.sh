@@ -21,7 +21,7 @@ INITRD_BUSYBOX_PACKAGES=(build-essential dpkg-dev bzip2 xz-utils musl-tools linu
 INITRD_BUSYBOX_APPLETS=(
 	'[' ash awk basename cat chmod clear cp cttyhack cut date df dirname
 	dmesg du echo env false find free grep head hexdump hostname id ip kill
-	less ln losetup ls mkdir mknod mount mv nc nslookup pidof ping poweroff
+	less ln losetup ls mkdir mke2fs mknod mount mv nc nslookup pidof ping poweroff
 	printf ps reboot reset rm sed seq setsid sh sha256sum sleep sort stty
 	switch_root sync tail test tr true udhcpc umount uname uniq vi wc wget
 	which xargs

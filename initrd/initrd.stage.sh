@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Stage "initrd": a static BusyBox (initrd/busybox.stage.sh), the static
-# hcloop, initrd/init and the store's public key (cloop/key.stage.sh) packed
-# into an xz cpio. Sourced by build.sh, which provides log, die, run_logged,
+# hcloop, streamcd-stick (initrd/stick: a USB stick's cache partition),
+# initrd/init and the store's public key (cloop/key.stage.sh) packed into
+# an xz cpio. Sourced by build.sh, which provides log, die, run_logged,
 # install_missing, sign_key, stage_build, TOP and OUT.
 # Output: $OUT/initrd/initrd.img.
 stage_register initrd 70 "static BusyBox + static hcloop + initrd/init:
@@ -15,6 +16,8 @@ INITRD_PACKAGES=(cpio xz-utils)
 # the ISO works out of the box there. Comma-separated, tried in order.
 STREAMCD_MIRRORS=${STREAMCD_MIRRORS:-http://10.0.2.100}
 STREAMCD_IMAGE=${STREAMCD_IMAGE:-dom0}
+# streamcd-stick's build: a few seconds, so not a cached stage of its own.
+INITRD_STICK=$TOP/initrd/stick/build-static/streamcd-stick
 
 # Target from the issue: the whole initrd at most 1.5 MiB compressed.
 INITRD_MAX_BYTES=$((1536 * 1024))
@@ -29,9 +32,9 @@ source_date_epoch() {
 
 initrd_inputs_hash() {
 	{
-		echo "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$(source_date_epoch)"
+		echo "$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$ISO_VOLID" "$(source_date_epoch)"
 		sha256sum "$OUT/initrd-busybox/busybox" "$OUT/hcloop-static/hcloop" "$TOP/initrd/init" \
-			"$TOP/initrd/udhcpc.script" "$SIGN_KEY_PUB"
+			"$TOP/initrd/udhcpc.script" "$SIGN_KEY_PUB" "$INITRD_STICK"
 		declare -f initrd_make initrd_tree
 	} | sha256sum | cut -d ' ' -f 1
 }
@@ -47,12 +50,15 @@ initrd_tree() {
 		[[ -e $dir/$applet ]] || ln -s /bin/busybox "$dir/$applet"
 	done
 	install -m 0755 "$OUT/hcloop-static/hcloop" "$dir/sbin/hcloop"
+	install -m 0755 "$INITRD_STICK" "$dir/sbin/streamcd-stick"
 	install -m 0755 "$TOP/initrd/init" "$dir/init"
 	install -m 0755 "$TOP/initrd/udhcpc.script" "$dir/etc/udhcpc.script"
 	# The only key whose indexes this CD mounts (cloop/key.stage.sh).
 	install -m 0644 "$SIGN_KEY_PUB" "$dir/etc/streamcd.pub"
-	printf '# Written by build.sh (stage initrd); the boot line overrides it.\nurl=%s\nimage=%s\n' \
-		"$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" >"$dir/etc/streamcd.conf"
+	# volid: the ISO's volume ID (iso/iso.stage.sh), by which streamcd-stick
+	# knows the stick the ISO was written to.
+	printf '# Written by build.sh (stage initrd); the boot line overrides it.\nurl=%s\nimage=%s\nvolid=%s\n' \
+		"$STREAMCD_MIRRORS" "$STREAMCD_IMAGE" "$ISO_VOLID" >"$dir/etc/streamcd.conf"
 	printf '127.0.0.1 localhost\n' >"$dir/etc/hosts"
 	# The kernel opens the console before /init runs and mounts devtmpfs.
 	mknod -m 0600 "$dir/dev/console" c 5 1
@@ -65,7 +71,7 @@ initrd_make() {
 	epoch=$(source_date_epoch)
 	rm -rf "$work"
 	mkdir -p "$work"
-	log "initrd: busybox, hcloop, init; mirrors $STREAMCD_MIRRORS"
+	log "initrd: busybox, hcloop, streamcd-stick, init; mirrors $STREAMCD_MIRRORS"
 	initrd_tree "$OUT/initrd-busybox/busybox" "$work/root"
 	# Fixed times, owners and order: the same inputs give the same bytes.
 	find "$work/root" -exec touch -h -d "@$epoch" {} +
@@ -91,5 +97,6 @@ stage_initrd() {
 	mkdir -p "$OUT/src" "$OUT/log"
 	: >"$OUT/log/initrd.log"
 	initrd_busybox_build "$OUT/initrd-busybox/busybox"
+	log_run initrd-stick make -C "$TOP/initrd/stick" static
 	stage_build initrd "$(initrd_inputs_hash)" "$OUT/initrd" initrd.img -- initrd_make
 }

@@ -21,8 +21,11 @@ STREAMCD_RUN_UNTIL=exit instead runs until QEMU exits, the
 console on stdin/stdout untouched, for scripts that drive
 it. Also: STREAMCD_APPEND=\"...\" (settings added to the
 booted entry's boot line), STREAMCD_FIRMWARE=bios|uefi,
-STREAMCD_MEDIA=cdrom|disk (disk: as if written to a USB
-stick), STREAMCD_MEM (MiB), STREAMCD_IOMMU=intel|amd (an
+STREAMCD_MEDIA=cdrom|disk|usb (disk: the ISO read-only on a
+virtio disk; usb: a writable USB stick STREAMCD_STICK, default
+out/stick.img, 1 GiB, that the ISO is written onto, as dd
+would, when it changed: its free space becomes the cache),
+STREAMCD_NET=none (no NIC: an offline boot), STREAMCD_MEM (MiB), STREAMCD_IOMMU=intel|amd (an
 emulated IOMMU and a second NIC, 52:54:00:12:34:99, for
 passthrough), STREAMCD_GDB_PORT (COM2, where the debug
 entry's Xen gdb stub answers, on that port of 127.0.0.1),
@@ -160,10 +163,15 @@ run_qemu_args() {
 	# crashes a PV dom0.
 	*) args+=(-accel tcg -cpu "qemu64,+svm,+npt,+rdrand") ;;
 	esac
+	# shellcheck disable=SC2054 # commas inside QEMU options
 	case $media in
 	cdrom) args+=(-drive "file=$iso,media=cdrom,readonly=on,if=ide") ;;
 	disk) args+=(-drive "file=$iso,format=raw,readonly=on,if=virtio") ;;
-	*) die "run: STREAMCD_MEDIA=$media: cdrom or disk" ;;
+	usb)
+		args+=(-device qemu-xhci,id=xhci -drive "if=none,id=stick,format=raw,file=$RUN_STICK"
+			-device usb-storage,bus=xhci.0,drive=stick,bootindex=0)
+		;;
+	*) die "run: STREAMCD_MEDIA=$media: cdrom, disk or usb" ;;
 	esac
 	# After the boot medium, so that the boot disk keeps its name.
 	if [[ -n ${STREAMCD_DISK:-} ]]; then
@@ -183,9 +191,16 @@ run_qemu_args() {
 	# guestfwd's "cmd:" runs one nc per guest connection ("tcp:" would be
 	# one chardev connection, shared by all and gone after the first); nc's
 	# own complaints would otherwise reach the guest as the server's answer.
-	# shellcheck disable=SC2054 # commas inside one QEMU option
-	args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
-		-device e1000,netdev=n0 -display none -monitor none -serial "$serial")
+	case ${STREAMCD_NET:-user} in
+	user)
+		# shellcheck disable=SC2054 # commas inside one QEMU option
+		args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
+			-device e1000,netdev=n0)
+		;;
+	none) args+=(-nic none) ;;
+	*) die "run: STREAMCD_NET=${STREAMCD_NET}: user or none" ;;
+	esac
+	args+=(-display none -monitor none -serial "$serial")
 	# COM2: the debug hypervisor's gdb stub, on a TCP port of 127.0.0.1 for a
 	# gdb on this machine (STREAMCD_GDB_PORT), or nowhere.
 	if [[ -n ${STREAMCD_GDB_PORT:-} ]]; then
@@ -315,11 +330,34 @@ run_watched() {
 	die "run: QEMU exited (status $rc) $((SECONDS - start)) s after it started, before '$RUN_READY'; the last console lines:"$'\n'"$(run_console_tail "${last[@]}")"$'\n'"QEMU's messages ($qlog):"$'\n'"$(tail -n 5 "$qlog")"
 }
 
+# run_stick: with STREAMCD_MEDIA=usb, the stick image RUN_STICK
+# (STREAMCD_STICK, default out/stick.img), made as a sparse 1 GiB file if
+# missing; the ISO is written onto it when it is not the one written last
+# (a stamp beside it), in place, as dd would: the rest of the stick, its
+# cache partition's blocks among them, stays.
+run_stick() {
+	local sum
+	RUN_STICK=${STREAMCD_STICK:-$OUT/stick.img}
+	[[ ${STREAMCD_MEDIA:-cdrom} == usb ]] || return 0
+	if [[ ! -e $RUN_STICK ]]; then
+		truncate -s 1G "$RUN_STICK" || die "run: cannot make the stick image $RUN_STICK"
+		log "run: a new 1 GiB stick image $RUN_STICK"
+	fi
+	[[ -f $RUN_STICK && -w $RUN_STICK ]] || die "run: STREAMCD_STICK=$RUN_STICK: no writable file"
+	sum=$(sha256sum <"$RUN_ISO" | cut -d' ' -f1)
+	[[ $(cat "$RUN_STICK.iso" 2>/dev/null) != "$sum" ]] || return 0
+	dd if="$RUN_ISO" of="$RUN_STICK" conv=notrunc,fsync bs=1M status=none ||
+		die "run: cannot write $RUN_ISO onto $RUN_STICK"
+	printf '%s\n' "$sum" >"$RUN_STICK.iso"
+	log "run: wrote $RUN_ISO onto the stick image $RUN_STICK"
+}
+
 # run_append: STREAMCD_APPEND, settings for the booted entry's Linux line.
 # They go into an ISO of their own (out/run-iso/, cached like the ISO
 # stage), which is the main ISO with the line edited: the boot loaders'
 # menus, the same for BIOS and UEFI, stay untouched. streamcd.launch=NAME
-# among them moves the end of a watched run to the guest's ready line.
+# among them moves the end of a watched run to the guest's ready line,
+# streamcd.profile_guests to the launcher's last line of profiles.
 run_append() {
 	local append=${STREAMCD_APPEND:-} w
 	RUN_ISO=$OUT/streamcd.iso
@@ -329,6 +367,8 @@ run_append() {
 	for w in $append; do
 		case $w in
 		streamcd.launch=?*) RUN_READY="streamcd: guest ${w#*=} ready" ;;
+		# The guest-profiles stage (guests/profiles.stage.sh).
+		streamcd.profile_guests) RUN_READY="streamcd: guest profiles recorded" ;;
 		esac
 	done
 }
@@ -339,6 +379,7 @@ stage_run() {
 	install_missing run "${RUN_PACKAGES[@]}"
 	[[ -f $OUT/streamcd.iso ]] || die "run: no $OUT/streamcd.iso; run ./build.sh iso first"
 	run_append
+	run_stick
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "run: STREAMCD_RUN_TIMEOUT=$timeout: give a number of seconds"
 	case $until in
 	ready | exit) ;;

@@ -17,8 +17,10 @@ source with a lean libcom32: out/syslinux/"
 SYSLINUX_VERSION=3:6.04~git20190206.bf6db5b4+dfsg1-3
 # The source package's build dependencies for its BIOS target (gnu-efi is
 # for the EFI targets only; the CD's UEFI side is GRUB).
+# (libext2fs-dev is what Debian's e2fslibs-dev is a dummy for: asking for the
+# dummy made every run install it again.)
 SYSLINUX_PACKAGES=(build-essential dpkg-dev nasm uuid-dev gcc-multilib libc6-dev-i386 python3
-	e2fslibs-dev patch)
+	libext2fs-dev patch)
 SYSLINUX_PATCHES=()
 for _p in "$TOP"/iso/patches/syslinux-*.patch; do
 	[[ -f $_p ]] && SYSLINUX_PATCHES+=("$_p")
@@ -90,5 +92,9 @@ syslinux_build() {
 }
 
 stage_syslinux() {
+	# Before the hash, which names the toolchain's versions: hashed before
+	# nasm was there, the first build was cached under a hash no later run
+	# computes.
+	install_missing syslinux "${SYSLINUX_PACKAGES[@]}"
 	stage_build syslinux "$(syslinux_inputs_hash)" "$OUT/syslinux" "${!SYSLINUX_FILES[@]}" -- syslinux_build
 }

@@ -24,6 +24,13 @@ serial console. One scenario per run:
             cleanup, an unreachable store
   iommu     q35 with an emulated Intel IOMMU: Xen's VT-d with interrupt
             remapping, a second NIC passed to linux-pv, which gets a lease
+  stick-first    the ISO on a USB stick (STREAMCD_STICK), first boot: the
+            cache partition made after the image, dom0's blocks kept there,
+            the guest given cached whole (streamcd cache) and listed so
+  stick-offline  the same stick with no NIC at all: dom0 from the cache
+            alone, nothing fetched, the guest given still listed as cached
+  stick-bad the same stick with its cache damaged or full: the message
+            given (a pattern) and a boot that goes on
   expect    boot whatever $STREAMCD_OUT/streamcd.iso holds with no server,
             press --key keys when their pattern shows, and wait for each
             EXPECT pattern in turn (tests/iso-boot.sh's ISO of test kernels)
@@ -316,6 +323,85 @@ def scenario_mounted(con, version):
     con.expect(r"reboot: Power down", 120, "the power-off")
 
 
+# ---- a USB stick that keeps the cache ----
+
+STICK_KEPT = r"streamcd: verified blocks are kept on the stick \((/dev/sd[a-z]+\d+)\)"
+
+
+def stick_shell(con):
+    """From the menu to dom0's root mounted, ready and a shell."""
+    con.expect(r"streamcd: root mounted from (\S+) \(image (\S+), version (\S+)\)", 600,
+               "'streamcd: root mounted from ...'")
+    con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
+    print(f"measure: dom0 ready at {con.elapsed():.0f} s")
+    login(con)
+
+
+def cache_mounted(con, dev):
+    mounts = con.run("grep ' /run/streamcd/cachefs ' /proc/mounts")
+    check(re.search(rf"^{dev} /run/streamcd/cachefs ext2 ", mounts, re.M),
+          f"the cache is the stick's {dev}, ext2: {mounts.strip()}")
+
+
+def power_off(con):
+    con.send("sync; poweroff -f")
+    con.expect(r"reboot: Power down", 120, "the power-off")
+
+
+def scenario_stick_first(con, guest):
+    """The first boot of a stick the ISO was written to: the space after the
+    image becomes a cache partition, dom0's blocks go there, and GUEST is
+    put there whole (streamcd cache) and listed as cached."""
+    choose_entry(con, 0)
+    m = con.expect(r"streamcd: made a cache partition on the stick: (/dev/sd[a-z]+)(\d+), (\d+) MiB",
+                   600, "the new cache partition")
+    check(int(m.group(3)) >= 64, f"partition {m.group(2)} of {m.group(1)}: {m.group(3)} MiB")
+    dev = con.expect(STICK_KEPT, 120, "the cache in use").group(1)
+    check(dev == m.group(1) + m.group(2), f"the cache is that partition, {dev}")
+    stick_shell(con)
+    cache_mounted(con, dev)
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
+    fetched = int(stats.get("fetched_blocks", "0"))
+    check(fetched > 0, f"dom0's root came over HTTP: {fetched} blocks")
+    out = con.run(f"streamcd cache {guest}; echo rc=$?", 900)
+    check(f"{guest}: cached" in out and "rc=0" in out, f"streamcd cache {guest}: {out.strip()}")
+    out = con.run("streamcd list")
+    check(re.search(rf"^\s*\d+\s+{re.escape(guest)}\s+\S+\s+cached\s", out, re.M),
+          f"the launcher lists {guest} as cached:\n{out}")
+    power_off(con)
+
+
+def scenario_stick_offline(con, guest):
+    """The second boot of the same stick with no network at all: dom0 from
+    the cache alone, the catalogue too, GUEST still cached."""
+    choose_entry(con, 0)
+    dev = con.expect(STICK_KEPT, 600, "the cache in use").group(1)
+    con.expect(r"streamcd: no network interface found[^\n]*: booting from the disk cache alone", 120,
+               "the offline boot's message")
+    stick_shell(con)
+    cache_mounted(con, dev)
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
+    check(stats.get("fetched_bytes") == "0" and int(stats.get("disk_hits", "0")) > 0,
+          f"nothing fetched, {stats.get('disk_hits')} blocks read from the stick")
+    check(stats.get("read_errors") == "0", "no read errors")
+    out = con.run("streamcd list", 300)
+    check(re.search(rf"^\s*\d+\s+{re.escape(guest)}\s+\S+\s+cached\s", out, re.M),
+          f"offline, the launcher lists {guest} as cached:\n{out}")
+    power_off(con)
+
+
+def scenario_stick_bad(con, why):
+    """A stick whose cache is damaged or full: said on the console (WHY, a
+    regex), and the boot goes on."""
+    choose_entry(con, 0)
+    m = con.expect(rf"streamcd: [^\n]*{why}[^\n]*", 600, f"the initrd saying /{why}/")
+    check(True, f"the boot says: {m.group(0)}")
+    stick_shell(con)
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
+    check(stats.get("read_errors") == "0", "dom0 ready, no read errors")
+    power_off(con)
+
+
 # ---- guests ----
 
 def guest_up(con, name, mode, started_at=None):
@@ -553,6 +639,10 @@ SCENARIOS = {
               {"STREAMCD_IOMMU": "intel", "STREAMCD_APPEND": "streamcd.menu=0"}),
     "expect": (lambda con, a: scenario_expect(con, a.keys, a.expect), {"STREAMCD_RUN_SERVER": "0"}),
     "refused": (lambda con, a: scenario_refused(con, a.expect[0]), {}),
+    "stick-first": (lambda con, a: scenario_stick_first(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
+    "stick-offline": (lambda con, a: scenario_stick_offline(con, a.expect[0]),
+                      {"STREAMCD_MEDIA": "usb", "STREAMCD_NET": "none"}),
+    "stick-bad": (lambda con, a: scenario_stick_bad(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
     "mounted": (lambda con, a: scenario_mounted(con, a.expect[0]), {}),
 }
 
@@ -572,7 +662,8 @@ def main():
         rx, text = k.split("=", 1)
         args.keys.append((rx, text.encode().decode("unicode_escape")))
     fn, extra = SCENARIOS[args.scenario]
-    if args.scenario in ("refused", "mounted") and len(args.expect) != 1:
+    if args.scenario in ("refused", "mounted", "stick-first", "stick-offline", "stick-bad") \
+            and len(args.expect) != 1:
         ap.error(f"{args.scenario} takes one argument")
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"

@@ -10,8 +10,8 @@ cd "$TOP"
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-mirrors-san hcloop-prefetch-san
-	hcloop-static delayproxy
-	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver boot-signed
+	hcloop-static stick delayproxy
+	boot-bios boot-uefi boot-usb-bios boot-usb-uefi boot-bare boot-debug boot-noserver boot-signed boot-stick
 	run-noninteractive
 	boot-guest-pv boot-guest-hvm boot-iommu
 	iso-boot iso-size)
@@ -25,10 +25,11 @@ t_lint() {
 			guests/linux/rootfs/overlay/usr/local/lib/streamcd/* &&
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
 		python3 -m py_compile tests/*.py bench/*.py &&
-		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c
+		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c \
+			initrd/stick/*.[ch] initrd/stick/tests/*.c
 }
-t_unit() { make -s -C cloop check; }
-t_unit-san() { make -s -C cloop SAN=1 check; }
+t_unit() { make -s -C cloop check && make -s -C initrd/stick check; }
+t_unit-san() { make -s -C cloop SAN=1 check && make -s -C initrd/stick SAN=1 check; }
 # The daemon under the sanitizers: reports go to files, since a daemon's
 # stderr is gone; any report is a failure.
 san_run() {
