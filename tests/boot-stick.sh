@@ -53,10 +53,12 @@ count_blocks() {
 	find "$work/mnt/streamcd-cache/blocks" -type f | wc -l >"$work/blocks"
 }
 
+# fill: all but 4 MiB of the cache's filesystem taken by a file (ext2 has
+# no fallocate).
 fill() {
 	local free
 	free=$(df -k --output=avail "$work/mnt" | tail -1)
-	fallocate -l $(((free - 4096) * 1024)) "$work/mnt/filler"
+	dd if=/dev/zero of="$work/mnt/filler" bs=1M count=$(((free - 4096) / 1024)) status=none
 	sync
 }
 

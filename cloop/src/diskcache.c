@@ -27,7 +27,8 @@ struct node {
 };
 
 struct hc_diskcache {
-	char *dir;
+	char *dir; /* for messages: every access goes through dirfd */
+	int dirfd;
 	pthread_mutex_t lock;
 	uint64_t max, used;
 	double granule; /* seconds: mtimes this fresh are not bumped */
@@ -122,25 +123,17 @@ static struct node *insert(hc_diskcache *dc, const uint8_t *hash, uint32_t size)
 	return n;
 }
 
-static void path_of(hc_diskcache *dc, const uint8_t *hash, char *out, size_t len)
-{
-	char rel[HC_BLOCK_PATH_LEN];
-
-	hc_block_path(hash, rel);
-	snprintf(out, len, "%s/%s", dc->dir, rel);
-}
-
 static void remove_node(hc_diskcache *dc, struct node *n)
 {
 	struct node **pp = &dc->buckets[bucket_of(dc, n->hash)];
-	char path[PATH_MAX];
+	char rel[HC_BLOCK_PATH_LEN];
 
 	while (*pp != n)
 		pp = &(*pp)->chain;
 	*pp = n->chain;
 	lru_unlink(dc, n);
-	path_of(dc, n->hash, path, sizeof(path));
-	unlink(path);
+	hc_block_path(n->hash, rel);
+	unlinkat(dc->dirfd, rel, 0);
 	dc->used -= n->size;
 	dc->st.files--;
 	free(n);
@@ -169,7 +162,7 @@ static int cmp_mtime(const void *a, const void *b)
 	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
 }
 
-/* Whether name is a block file's name as path_of() makes it, lowercase
+/* Whether name is a block file's name as hc_block_path() makes it, lowercase
  * and in its own fan-out directory: any other file could never be read
  * nor evicted. */
 static int block_name(const char *name, const char *sub, uint8_t *hash)
@@ -186,14 +179,20 @@ static int block_name(const char *name, const char *sub, uint8_t *hash)
  * run that died are removed. */
 static void scan_dir(hc_diskcache *dc, const char *sub)
 {
-	char path[PATH_MAX];
+	char path[16];
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/blocks/%s", dc->dir, sub);
-	d = opendir(path);
-	if (!d)
+	snprintf(path, sizeof(path), "blocks/%s", sub);
+	fd = openat(dc->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
 	while ((de = readdir(d))) {
 		uint8_t hash[HC_SHA256_LEN];
 		struct stat st;
@@ -242,25 +241,34 @@ static int scan(hc_diskcache *dc)
 int hc_diskcache_open(const char *dir, uint64_t max_bytes, hc_diskcache **ret)
 {
 	hc_diskcache *dc = calloc(1, sizeof(*dc));
-	char path[PATH_MAX];
+	char path[16];
 	int r = -ENOMEM;
 
-	if (!dc || grow(dc) < 0)
+	if (!dc)
+		return r;
+	dc->dirfd = -1;
+	if (grow(dc) < 0)
 		goto fail;
 	pthread_mutex_init(&dc->lock, NULL);
 	dc->max = max_bytes;
 	dc->granule = 3600;
-	for (int i = 0; i < 256; i++) {
-		snprintf(path, sizeof(path), "%s/blocks/%02x", dir, i);
-		r = hc_mkdir_p(path, 0755);
-		if (r < 0)
-			goto fail;
-	}
-	/* Absolute: a daemon changes to / after opening its cache. */
+	/* A descriptor, not a path: a daemon changes to / after opening its
+	 * cache, and the initrd's moves the cache's mount into the new root
+	 * and switch_roots away from the paths that led there. */
+	r = hc_mkdir_p(dir, 0755);
+	if (r < 0)
+		goto fail;
+	dc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dc->dir = realpath(dir, NULL);
-	if (!dc->dir) {
+	if (dc->dirfd < 0 || !dc->dir) {
 		r = -errno;
 		goto fail;
+	}
+	for (int i = 0; i < 256; i++) {
+		snprintf(path, sizeof(path), "blocks/%02x", i);
+		r = hc_mkdir_p_at(dc->dirfd, path, 0755);
+		if (r < 0)
+			goto fail;
 	}
 	r = scan(dc);
 	if (r < 0)
@@ -286,6 +294,8 @@ void hc_diskcache_close(hc_diskcache *dc)
 	}
 	free(dc->buckets);
 	free(dc->dir);
+	if (dc->dirfd >= 0)
+		close(dc->dirfd);
 	if (dc->nbuckets)
 		pthread_mutex_destroy(&dc->lock);
 	free(dc);
@@ -294,15 +304,15 @@ void hc_diskcache_close(hc_diskcache *dc)
 /* A cached block: the index says how long it must be, so one read of a
  * byte more tells a longer file without an fstat. O_NOATIME: the first
  * read of a new file would otherwise write its inode (relatime). */
-static int read_block(const char *path, uint32_t size, uint8_t **ret, size_t *ret_len)
+static int read_block(int dirfd, const char *path, uint32_t size, uint8_t **ret, size_t *ret_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOATIME);
 	uint8_t *buf;
 	size_t got = 0;
 	ssize_t n;
 
 	if (fd < 0 && errno == EPERM) /* not the file's owner */
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	buf = malloc((size_t)size + 1);
@@ -339,7 +349,7 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 		     uint8_t **ret)
 {
 	uint8_t sum[HC_SHA256_LEN], *buf = NULL;
-	char path[PATH_MAX];
+	char rel[HC_BLOCK_PATH_LEN];
 	struct node *n;
 	size_t len = 0;
 	int touch = 0, r;
@@ -360,9 +370,9 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 		touch = n->touched = 1;
 	pthread_mutex_unlock(&dc->lock);
 
-	path_of(dc, hash, path, sizeof(path));
+	hc_block_path(hash, rel);
 	/* Read and hash outside the lock: it is the slow part. */
-	r = read_block(path, size, &buf, &len);
+	r = read_block(dc->dirfd, rel, size, &buf, &len);
 	if (r == -EFBIG)
 		r = -EBADMSG; /* longer than the index says: as damaged as shorter */
 	if (r == 0) {
@@ -371,7 +381,7 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 			r = -EBADMSG;
 	}
 	if (r == 0 && touch)
-		utimensat(AT_FDCWD, path, NULL, 0);
+		utimensat(dc->dirfd, rel, NULL, 0);
 
 	pthread_mutex_lock(&dc->lock);
 	if (r == 0) {
@@ -381,7 +391,7 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 		 * all the same to the caller, a miss. */
 		if (r == -EBADMSG) {
 			dc->st.damaged++;
-			hc_warn("cache: %s is damaged; removed", path);
+			hc_warn("cache: %s/%s is damaged; removed", dc->dir, rel);
 		}
 		n = find(dc, hash);
 		if (n)
@@ -399,7 +409,7 @@ int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32
 int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const uint8_t *data,
 		     uint32_t size)
 {
-	char path[PATH_MAX];
+	char rel[HC_BLOCK_PATH_LEN];
 	struct node *n;
 	int r;
 
@@ -410,10 +420,10 @@ int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const 
 	pthread_mutex_unlock(&dc->lock);
 	if (n)
 		return 0;
-	path_of(dc, hash, path, sizeof(path));
+	hc_block_path(hash, rel);
 	/* No fsync: a block torn by a crash fails its hash check on the next
 	 * read and is dropped, which is as good as never written. */
-	r = hc_write_atomic(path, data, size, 0);
+	r = hc_write_atomic_at(dc->dirfd, rel, data, size, 0);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&dc->lock);
@@ -436,17 +446,17 @@ int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, s
 	char path[PATH_MAX], *slash;
 	int r;
 
-	snprintf(path, sizeof(path), "%s/%s", dc->dir, rel);
-	slash = strrchr(path, '/');
+	if (hc_pathf(path, sizeof(path), "%s", rel) < 0 || !(slash = strrchr(path, '/')))
+		return -EINVAL;
 	*slash = '\0';
-	r = hc_mkdir_p(path, 0755);
+	r = hc_mkdir_p_at(dc->dirfd, path, 0755);
 	*slash = '/';
-	if (r < 0 || (r = hc_write_atomic(path, data, len, 1)) < 0)
+	if (r < 0 || (r = hc_write_atomic_at(dc->dirfd, path, data, len, 1)) < 0)
 		return r;
 	/* Durable before the mount goes on: the serial seen is what refuses a
 	 * downgrade at the next boot, even after a power cut. */
 	*slash = '\0';
-	r = hc_fsync_dir(path);
+	r = hc_fsync_dir_at(dc->dirfd, path);
 	*slash = '/';
 	return r;
 }
@@ -454,10 +464,7 @@ int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, s
 int hc_diskcache_get_file(hc_diskcache *dc, const char *rel, size_t max, uint8_t **ret,
 			  size_t *ret_len)
 {
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", dc->dir, rel);
-	return hc_read_file(path, ret, ret_len, max);
+	return hc_read_file_at(dc->dirfd, rel, ret, ret_len, max);
 }
 
 void hc_diskcache_set_granule(hc_diskcache *dc, double seconds)

@@ -179,7 +179,7 @@ const char *hc_fmt_bytes(uint64_t n, char *buf, size_t len)
 	return buf;
 }
 
-int hc_mkdir_p(const char *path, mode_t mode)
+int hc_mkdir_p_at(int dirfd, const char *path, mode_t mode)
 {
 	char tmp[PATH_MAX];
 	size_t len = strlen(path);
@@ -191,13 +191,18 @@ int hc_mkdir_p(const char *path, mode_t mode)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		if (mkdirat(dirfd, tmp, mode) < 0 && errno != EEXIST)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+	if (mkdirat(dirfd, tmp, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int hc_mkdir_p(const char *path, mode_t mode)
+{
+	return hc_mkdir_p_at(AT_FDCWD, path, mode);
 }
 
 static int write_all(int fd, const void *data, size_t len)
@@ -218,7 +223,8 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char **ret_tmp)
+int hc_write_tmp_at(int dirfd, const char *path, const void *data, size_t len, int sync,
+		    char **ret_tmp)
 {
 	static _Atomic unsigned long counter;
 	char *tmp;
@@ -228,7 +234,7 @@ int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char 
 	 * sharing a store or cache) off each other's temporary files. */
 	if (asprintf(&tmp, "%s.tmp.%ld.%lu", path, (long)getpid(), counter++) < 0)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
 		free(tmp);
@@ -240,7 +246,7 @@ int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char 
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r < 0) {
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		free(tmp);
 		return r;
 	}
@@ -248,24 +254,34 @@ int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char 
 	return 0;
 }
 
-int hc_write_atomic(const char *path, const void *data, size_t len, int sync)
+int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char **ret_tmp)
+{
+	return hc_write_tmp_at(AT_FDCWD, path, data, len, sync, ret_tmp);
+}
+
+int hc_write_atomic_at(int dirfd, const char *path, const void *data, size_t len, int sync)
 {
 	char *tmp;
-	int r = hc_write_tmp(path, data, len, sync, &tmp);
+	int r = hc_write_tmp_at(dirfd, path, data, len, sync, &tmp);
 
 	if (r < 0)
 		return r;
-	if (rename(tmp, path) < 0) {
+	if (renameat(dirfd, tmp, dirfd, path) < 0) {
 		r = -errno;
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 	}
 	free(tmp);
 	return r;
 }
 
-int hc_fsync_dir(const char *path)
+int hc_write_atomic(const char *path, const void *data, size_t len, int sync)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return hc_write_atomic_at(AT_FDCWD, path, data, len, sync);
+}
+
+int hc_fsync_dir_at(int dirfd, const char *path)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r = 0;
 
 	if (fd < 0)
@@ -276,12 +292,17 @@ int hc_fsync_dir(const char *path)
 	return r;
 }
 
-int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max)
+int hc_fsync_dir(const char *path)
+{
+	return hc_fsync_dir_at(AT_FDCWD, path);
+}
+
+int hc_read_file_at(int dirfd, const char *path, uint8_t **ret, size_t *ret_len, size_t max)
 {
 	struct stat st;
 	uint8_t *buf;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
@@ -318,6 +339,11 @@ int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max)
 	*ret = buf;
 	*ret_len = got;
 	return 0;
+}
+
+int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max)
+{
+	return hc_read_file_at(AT_FDCWD, path, ret, ret_len, max);
 }
 
 int hc_pathf(char *buf, size_t len, const char *fmt, ...)

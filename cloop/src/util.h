@@ -66,16 +66,25 @@ int hc_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 /* Human-readable bytes into buf ("1.5 MiB"). */
 const char *hc_fmt_bytes(uint64_t n, char *buf, size_t len);
 
+/* Each file helper also comes as _at(DIRFD, PATH, ...): PATH relative to
+ * the directory DIRFD, which a daemon keeps reaching after its paths
+ * stopped leading there (the initrd's hcloop, after switch_root). */
 int hc_mkdir_p(const char *path, mode_t mode);
+int hc_mkdir_p_at(int dirfd, const char *path, mode_t mode);
 /* Write to a unique temporary name beside path, optionally fsync, then
  * rename over path: readers see the old file or the whole new one. */
 int hc_write_atomic(const char *path, const void *data, size_t len, int sync);
+int hc_write_atomic_at(int dirfd, const char *path, const void *data, size_t len, int sync);
 /* The first half of that: the data under a new temporary name beside
  * path, returned in *ret_tmp (malloc'ed) for the caller to rename. */
 int hc_write_tmp(const char *path, const void *data, size_t len, int sync, char **ret_tmp);
+int hc_write_tmp_at(int dirfd, const char *path, const void *data, size_t len, int sync,
+		    char **ret_tmp);
 /* Reads a whole file of at most max bytes; -EFBIG beyond. */
 int hc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max);
+int hc_read_file_at(int dirfd, const char *path, uint8_t **ret, size_t *ret_len, size_t max);
 int hc_fsync_dir(const char *path);
+int hc_fsync_dir_at(int dirfd, const char *path);
 
 /* snprintf for paths: -ENAMETOOLONG instead of a silently cut path. */
 int hc_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

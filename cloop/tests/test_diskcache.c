@@ -2,8 +2,9 @@
  * test_diskcache.c - unit test for the on-disk block cache (diskcache.c):
  * put/get, misses, the size bound with least-recently-used eviction, the
  * use order carried across runs by file mtimes, damaged files turned
- * into counted misses, clean-up of leftovers at open, and the small
- * metadata files (put_file/get_file).
+ * into counted misses, clean-up of leftovers at open, the small
+ * metadata files (put_file/get_file), and a cache whose path moved away
+ * after it was opened (the initrd's switch_root).
  */
 #include "../src/diskcache.h"
 #include "../src/index.h"
@@ -460,6 +461,35 @@ static void test_files(void)
 	free_blobs(&big, 1);
 }
 
+/* The initrd's hcloop opens its cache, then the cache's mount moves into
+ * the new root and the initrd switch_roots: the path it was opened by no
+ * longer leads there. A rename does the same to the path: blocks, reads
+ * and files still go to the cache opened, and nothing appears at the old
+ * path. */
+static void test_moved(void)
+{
+	char dir[PATH_MAX], moved[PATH_MAX], gone[PATH_MAX];
+	struct blob a = make_blob(60, 5000), b = make_blob(61, 6000);
+	hc_diskcache *dc;
+
+	cache_dir("moved-from", dir);
+	cache_dir("moved-to", moved);
+	dc = open_cache(dir, 100000);
+	check(hc_diskcache_put(dc, a.hash, a.data, a.len) == 0, "moved: put before");
+	check(rename(dir, moved) == 0, "moved: rename the cache directory");
+	check(hc_diskcache_put(dc, b.hash, b.data, b.len) == 0, "moved: put after the move");
+	check(get_ok(dc, &a) && get_ok(dc, &b), "moved: both read back after the move");
+	check(hc_diskcache_put_file(dc, "seen/img", "7 v7\n", 5) == 0 &&
+		  file_is(dc, "seen/img", 4096, "7 v7\n", 5),
+	      "moved: put_file and get_file after the move");
+	check(on_disk(moved, &a) && on_disk(moved, &b), "moved: the blocks are in the moved cache");
+	pathf(gone, "%s/seen/img", moved);
+	check(exists(gone) && !exists(dir), "moved: the file too, and nothing at the old path");
+	hc_diskcache_close(dc);
+	free_blobs(&a, 1);
+	free_blobs(&b, 1);
+}
+
 /* A cache directory that cannot be made is an error, not a crash. */
 static void test_open_errors(void)
 {
@@ -489,6 +519,7 @@ int main(void)
 	test_damaged();
 	test_leftovers();
 	test_files();
+	test_moved();
 	test_open_errors();
 	rm_rf(root);
 	printf("test_diskcache: %d passed, %d failed\n", passed, failed);

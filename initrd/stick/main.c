@@ -242,8 +242,11 @@ static int partition_node(const char *disk, int slot, char *ret, size_t len)
 			continue;
 		if (pathf(path, sizeof(path), "%s/%s/partition", dir, de->d_name) == 0 &&
 		    read_text(path, num, sizeof(num)) == 0 && atoi(num) == slot) {
+			/* de lives in d's buffer: named before closedir frees it. */
+			int r = pathf(ret, len, "/dev/%s", de->d_name);
+
 			closedir(d);
-			return pathf(ret, len, "/dev/%s", de->d_name);
+			return r;
 		}
 	}
 	closedir(d);
