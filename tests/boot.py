@@ -363,6 +363,13 @@ def scenario_stick_first(con, guest):
     stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
     fetched = int(stats.get("fetched_blocks", "0"))
     check(fetched > 0, f"dom0's root came over HTTP: {fetched} blocks")
+    # With a disk cache dom0's whole image goes there in the background.
+    out = con.run("for i in $(seq 600); do awk '$1 == \"prefetch_left\" && $2 == 0 { ok = 1 } "
+                  "END { exit !ok }' /run/streamcd/store/.stats && break; sleep 1; done; "
+                  "grep -E '^(prefetch_planned|prefetch_left|disk_bytes) ' /run/streamcd/store/.stats", 700)
+    st = stats_of(out)
+    check(st.get("prefetch_left") == "0" and int(st.get("prefetch_planned", "0")) > 400,
+          f"all of dom0's image went onto the stick (fill): {st}")
     out = con.run(f"streamcd cache {guest}; echo rc=$?", 900)
     check(f"{guest}: cached" in out and "rc=0" in out, f"streamcd cache {guest}: {out.strip()}")
     out = con.run("streamcd list")
@@ -384,6 +391,11 @@ def scenario_stick_offline(con, guest):
     check(stats.get("fetched_bytes") == "0" and int(stats.get("disk_hits", "0")) > 0,
           f"nothing fetched, {stats.get('disk_hits')} blocks read from the stick")
     check(stats.get("read_errors") == "0", "no read errors")
+    out = con.run("dd if=/run/streamcd/store/dom0 of=/dev/null bs=1M 2>&1; echo rc=$?; "
+                  "grep -E '^(read_errors|fetched_bytes) ' /run/streamcd/store/.stats", 600)
+    st = stats_of(out)
+    check("rc=0" in out and st.get("read_errors") == "0" and st.get("fetched_bytes") == "0",
+          f"all of dom0's image reads from the stick, offline: {out.strip()}")
     out = con.run("streamcd list", 300)
     check(re.search(rf"^\s*\d+\s+{re.escape(guest)}\s+\S+\s+cached\s", out, re.M),
           f"offline, the launcher lists {guest} as cached:\n{out}")

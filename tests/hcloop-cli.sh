@@ -73,6 +73,20 @@ for f in "${v1_files[@]:0:5}"; do rm "$work/cache/$f"; done
 truncate -s 1 "$work/cache/${v1_files[5]}"
 expect "info --cache-dir of a partial cache" 0 "$(status "$HCLOOP" info --cache-dir "$work/cache" "$store" root v1)"
 says "partial cache: the missing and the damaged files" "uncached: *6 block files"
+# Offline (a CD booted with no network lists its guests so): the index a
+# mount with that cache took comes from the cache, which is only read.
+mntc=''
+hc_mount mntc "$store" -C "$work/cache2" -V v1
+hc_umount "$mntc"
+find "$work/cache2" -printf '%P %s %T@\n' | sort >"$work/cache2.before"
+expect "info --cache-dir, no server: from the cached index" 0 \
+	"$(status "$HCLOOP" info -t 2 --cache-dir "$work/cache2" "http://127.0.0.1:9" root v1)"
+says "no server: the cached index used" "using the cached index"
+says "no server: what is still to download" "uncached: *[0-9]* block files"
+find "$work/cache2" -printf '%P %s %T@\n' | sort >"$work/cache2.after"
+expect "info --cache-dir writes nothing into the cache" "" "$(diff "$work/cache2.before" "$work/cache2.after")"
+expect "info --cache-dir, no server, no cached index: fails" 1 \
+	"$(status "$HCLOOP" info -t 2 --cache-dir "$work/cache2" "http://127.0.0.1:9" root v2)"
 printf 'x' | dd of="$work/broken-index" bs=1 count=1 status=none
 cp "$store/index/root/v2" "$work/broken-index"
 printf '\x01' | dd of="$work/broken-index" bs=1 seek=5000 conv=notrunc status=none

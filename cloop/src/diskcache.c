@@ -29,6 +29,7 @@ struct node {
 struct hc_diskcache {
 	char *dir; /* for messages: every access goes through dirfd */
 	int dirfd;
+	int ro; /* hc_diskcache_open_ro: nothing is written */
 	pthread_mutex_t lock;
 	uint64_t max, used;
 	double granule; /* seconds: mtimes this fresh are not bumped */
@@ -280,6 +281,26 @@ fail:
 	return r;
 }
 
+int hc_diskcache_open_ro(const char *dir, hc_diskcache **ret)
+{
+	hc_diskcache *dc = calloc(1, sizeof(*dc));
+	int r;
+
+	if (!dc)
+		return -ENOMEM;
+	dc->ro = 1;
+	dc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dc->dir = realpath(dir, NULL);
+	if (dc->dirfd < 0 || !dc->dir || grow(dc) < 0) {
+		r = errno ? -errno : -ENOMEM;
+		hc_diskcache_close(dc);
+		return r;
+	}
+	pthread_mutex_init(&dc->lock, NULL);
+	*ret = dc;
+	return 0;
+}
+
 void hc_diskcache_close(hc_diskcache *dc)
 {
 	if (!dc)
@@ -413,7 +434,7 @@ int hc_diskcache_put(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], const 
 	struct node *n;
 	int r;
 
-	if (size > dc->max)
+	if (size > dc->max || dc->ro)
 		return 0;
 	pthread_mutex_lock(&dc->lock);
 	n = find(dc, hash);
@@ -446,6 +467,8 @@ int hc_diskcache_put_file(hc_diskcache *dc, const char *rel, const void *data, s
 	char path[PATH_MAX], *slash;
 	int r;
 
+	if (dc->ro)
+		return 0;
 	if (hc_pathf(path, sizeof(path), "%s", rel) < 0 || !(slash = strrchr(path, '/')))
 		return -EINVAL;
 	*slash = '\0';

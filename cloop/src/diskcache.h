@@ -15,6 +15,10 @@ typedef struct hc_diskcache hc_diskcache;
 
 /* Creates dir if needed and scans what an earlier run left. */
 int hc_diskcache_open(const char *dir, uint64_t max_bytes, hc_diskcache **ret);
+/* The cache as it is, to look at (hcloop info --cache-dir): nothing is
+ * made, scanned, evicted or written (puts succeed and keep nothing), and
+ * only get_file reads from it. */
+int hc_diskcache_open_ro(const char *dir, hc_diskcache **ret);
 void hc_diskcache_close(hc_diskcache *dc);
 /* 0 with the verified file in *ret (malloc'ed), or -ENOENT. */
 int hc_diskcache_get(hc_diskcache *dc, const uint8_t hash[HC_SHA256_LEN], uint32_t size,

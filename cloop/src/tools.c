@@ -15,8 +15,12 @@
 #include "load.h"
 #include "util.h"
 
+/* With a cache dir, an index no mirror answers for comes from the cache,
+ * as a mount with that cache would take it (a CD booted offline lists its
+ * guests this way); the cache is only read. */
 static int load(const char *url, const char *name, const char *version, const char *file,
-		const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, hc_index **ret)
+		const struct hc_fetch_opts *fo, const struct hc_pubkey *pk, const char *cache_dir,
+		hc_index **ret)
 {
 	char why[1024];
 	uint8_t *buf;
@@ -29,9 +33,13 @@ static int load(const char *url, const char *name, const char *version, const ch
 			.urls = url, .name = name, .version = version, .fetch = fo, .pubkey = pk
 		};
 
+		/* A cache that is not there (yet) only has nothing to offer. */
+		if (cache_dir && hc_diskcache_open_ro(cache_dir, &lo.dc) < 0)
+			lo.dc = NULL;
 		r = hc_index_load(&lo, ret, why, sizeof(why));
 		if (r < 0)
 			hc_err("%s", why);
+		hc_diskcache_close(lo.dc);
 		return r;
 	}
 	r = hc_read_file(file, &buf, &len, HC_INDEX_MAX);
@@ -139,7 +147,8 @@ int hc_info_main(const char *url, const char *name, const char *version, const c
 	time_t created;
 	struct tm tm;
 
-	if (hc_fetch_global_init() < 0 || load(url, name, version, file, fo, pk, &idx) < 0)
+	if (hc_fetch_global_init() < 0 ||
+	    load(url, name, version, file, fo, pk, cache_dir, &idx) < 0)
 		return 1;
 	hashes = malloc((idx->block_count ? idx->block_count : 1) * sizeof(*hashes));
 	if (!hashes) {
@@ -245,7 +254,7 @@ int hc_verify_main(const char *url, const char *name, const char *version,
 	uint64_t n = 0, zero = 0;
 	int r = 1;
 
-	if (hc_fetch_global_init() < 0 || load(url, name, version, NULL, fo, pk, &idx) < 0)
+	if (hc_fetch_global_init() < 0 || load(url, name, version, NULL, fo, pk, NULL, &idx) < 0)
 		return 1;
 	v.idx = idx;
 	v.cc = hc_codec_ctx_new();
