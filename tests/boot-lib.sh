@@ -9,7 +9,7 @@ BOOT_LOGS=$BOOT_TOP/out/test-logs
 # boot_build: the stages a boot needs, up to date.
 boot_build() {
 	mkdir -p "$BOOT_LOGS"
-	"$BOOT_TOP/build.sh" xen kernel hcloop-static rootfs guests initrd syslinux iso profile
+	"$BOOT_TOP/build.sh" xen kernel hcloop-static rootfs guests initrd syslinux iso profile guest-profiles
 	echo "measure: ISO $(stat -c %s "$BOOT_TOP/out/streamcd.iso") bytes"
 }
 

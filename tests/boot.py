@@ -513,6 +513,13 @@ def scenario_guest_pv(con):
     con.run("echo written-by-pv > /root/mark; sync")
     detach_to_menu(con)
     menu_shell(con)
+    # The build's guest-profiles stage put each image's boot profile into
+    # its index: the launch fetched those blocks ahead.
+    out = con.run("grep -H '^prefetch_planned ' /run/streamcd/guests/img/*/.stats")
+    planned = dict((m.group(1), int(m.group(2))) for m in
+                   re.finditer(r"img/([a-z-]+)@\S+/\.stats:prefetch_planned (\d+)", out))
+    check(planned.get("linux-disk", 0) > 0 and planned.get("linux-kernel", 0) > 0,
+          f"linux-pv's images were mounted with their boot profiles: {planned}")
 
     out = con.run("streamcd launch no-such-guest; echo rc=$?")
     check("no guest named 'no-such-guest'" in out and "rc=1" in out, f"unknown guest refused: {out.strip()}")
