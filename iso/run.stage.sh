@@ -266,6 +266,13 @@ run_until_exit() {
 	((rc == 0)) || die "run: QEMU exited with status $rc"
 }
 
+# run_since START: seconds since START (an $EPOCHREALTIME), to a tenth:
+# benchmarks compare boots that differ by less than a second.
+run_since() {
+	local us=$((${EPOCHREALTIME/./} - ${1/./}))
+	printf '%d.%d' $((us / 1000000)) $((us / 100000 % 10))
+}
+
 # run_console_tail LINE...: the lines for a person, without carriage
 # returns and terminal escapes.
 run_console_tail() {
@@ -277,7 +284,7 @@ run_console_tail() {
 # once complete; a partial one (a prompt) is shown as soon as it comes.
 run_watched() {
 	local timeout=$1 fifo=$OUT/log/run-console.fifo qlog=$OUT/log/run-qemu.log
-	local start=$SECONDS part line="" last=() con rc
+	local start=$SECONDS start_rt=$EPOCHREALTIME part line="" last=() con rc
 	shift
 	rm -f "$fifo"
 	mkfifo "$fifo"
@@ -298,13 +305,13 @@ run_watched() {
 			*"$RUN_READY"*)
 				exec {con}<&-
 				run_stop
-				log "run: ${RUN_READY#streamcd: } $((SECONDS - start)) s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
+				log "run: ${RUN_READY#streamcd: } $(run_since "$start_rt") s after QEMU started (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom}); QEMU and the store server stopped"
 				return 0
 				;;
 			*"$RUN_FAILED"*)
 				exec {con}<&-
 				run_stop
-				die "run: the boot failed $((SECONDS - start)) s after QEMU started: ${line//$'\r'/}"
+				die "run: the boot failed $(run_since "$start_rt") s after QEMU started: ${line//$'\r'/}"
 				;;
 			esac
 			line=

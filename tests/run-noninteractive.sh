@@ -74,7 +74,7 @@ if grep -q 'streamcd: dom0 ready' "$OUT_F"; then
 else
 	fail "ready: no 'streamcd: dom0 ready' on stdout: $(tail -n 5 "$OUT_F")"
 fi
-summary=$(grep -E '^==> run: dom0 ready [0-9]+ s after QEMU started' "$ERR_F" || true)
+summary=$(grep -E '^==> run: dom0 ready [0-9]+\.[0-9] s after QEMU started' "$ERR_F" || true)
 if [[ -n $summary ]]; then
 	pass "ready: summary: $summary"
 	echo "measure: ${summary#==> }"
@@ -88,7 +88,7 @@ no_leftovers ready "$PORT"
 # run stops at that line, not at the time limit.
 run_case noserver STREAMCD_RUN_SERVER=0
 expect "noserver: exit status" 1 "$RC"
-if grep -Eq '^build\.sh: run: the boot failed [0-9]+ s after QEMU started: streamcd: FAILED: hcloop could not mount' "$ERR_F"; then
+if grep -Eq '^build\.sh: run: the boot failed [0-9]+\.[0-9] s after QEMU started: streamcd: FAILED: hcloop could not mount' "$ERR_F"; then
 	pass "noserver: the error names the initrd's line: $(grep '^build\.sh: run:' "$ERR_F")"
 else
 	fail "noserver: no error naming 'streamcd: FAILED: hcloop could not mount'"
@@ -128,7 +128,7 @@ if grep -Eq 'streamcd: guest linux-pv ready \([0-9.]+ s, [0-9]+ bytes fetched\)'
 else
 	fail "launch: no 'streamcd: guest linux-pv ready (S s, B bytes fetched)': $(tail -n 5 "$OUT_F")"
 fi
-summary=$(grep -E '^==> run: guest linux-pv ready [0-9]+ s after QEMU started' "$ERR_F" || true)
+summary=$(grep -E '^==> run: guest linux-pv ready [0-9]+\.[0-9] s after QEMU started' "$ERR_F" || true)
 if [[ -n $summary ]]; then pass "launch: summary: $summary"; else fail "launch: no summary naming the guest"; fi
 no_leftovers launch "$PORT"
 run_case launch-unknown STREAMCD_APPEND=streamcd.launch=no-such-guest
