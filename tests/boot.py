@@ -223,8 +223,8 @@ def dom0_booted(con, entry=0, debug=False):
     m = con.expect(r"streamcd: root mounted from (\S+) \(image (\S+), version (\S+)\)", 600,
                    "'streamcd: root mounted from ...'")
     print(f"measure: root mounted at {con.elapsed():.0f} s: {m.group(0)}")
-    con.expect(r"streamcd: dom0 ready", 900, "'streamcd: dom0 ready'")
-    print(f"measure: dom0 ready at {con.elapsed():.0f} s")
+    m = con.expect(r"streamcd: dom0 ready([^\n]*)\n", 900, "'streamcd: dom0 ready'")
+    print(f"measure: dom0 ready at {con.elapsed():.0f} s{m.group(1)}")
 
 
 def xen_gdb_stub(con):

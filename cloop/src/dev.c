@@ -492,6 +492,15 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
+	/* A read of what the download-ahead brought waits for nothing: a
+	 * guess from it would fetch blocks the profile knew were not needed
+	 * (a boot's reads wander within a few MB of each other: measured, 4
+	 * to 10 MB of guesses by "dom0 ready" on top of a 19 MB profile). */
+	if (d->flags[first] & B_PREFETCHED) {
+		d->seq_next = last + 1;
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
 	if (first + near >= d->seq_next && first <= d->seq_next + near) {
 		end = last + d->o.readahead;
 		if (end >= d->idx->block_count)

@@ -792,6 +792,26 @@ static void test_prefetch(void)
 		      (unsigned long long)stat_of(d, "prefetch_hits"));
 		hc_dev_close(d);
 	}
+	/* With read-ahead on: reads of what the profile brought make no
+	 * guesses; a sequential run outside it still does. */
+	o.readahead = 4;
+	d = open_opts(url, "pf", &o, NULL);
+	if (d) {
+		for (int i = 0; i < 500 && stat_of(d, "prefetch_left") != 0; i++)
+			usleep(10000);
+		read_check(d, img1, IMAGE_SIZE, 15 * BS, BS, "readahead: block 15");
+		read_check(d, img1, IMAGE_SIZE, 16 * BS, BS, "readahead: block 16");
+		read_check(d, img1, IMAGE_SIZE, 17 * BS, BS, "readahead: block 17");
+		check(stat_of(d, "readahead_blocks") == 0,
+		      "readahead: %llu guesses from prefetched blocks",
+		      (unsigned long long)stat_of(d, "readahead_blocks"));
+		read_check(d, img1, IMAGE_SIZE, 40 * BS, BS, "readahead: block 40");
+		read_check(d, img1, IMAGE_SIZE, 41 * BS, BS, "readahead: block 41");
+		check(stat_of(d, "readahead_blocks") > 0,
+		      "readahead: no guess from a sequential run outside the profile");
+		hc_dev_close(d);
+	}
+	o.readahead = 0;
 	o.prefetch = HC_PREFETCH_FILL;
 	pathf(tpath, "%s/trace", root);
 	fd = open(tpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
