@@ -43,7 +43,7 @@ stage_names() {
 
 usage() {
 	local s first=1 line
-	printf 'Usage: ./build.sh [STAGE...]\n\n'
+	printf 'Usage: ./build.sh [STAGE...]\n       ./build.sh matrix [OPTIONS] [CASE|PATTERN...]\n\n'
 	printf 'Builds streamcd and boots it. Stages run in the order given; the default,\n'
 	printf '"./build.sh", is: %s\n' "$(stage_names default | tr '\n' ' ')"
 	cat <<'USAGE'
@@ -395,6 +395,13 @@ done
 
 main() {
 	local stages=("$@") s
+	# The one stage that takes arguments: ./build.sh matrix [OPTIONS] [CASE...].
+	if [[ ${1:-} == matrix ]]; then
+		shift
+		# Its status as it is: 1 a failed case, 2 a usage error, 130 Ctrl-C.
+		stage_matrix "$@" || exit $?
+		return 0
+	fi
 	((${#stages[@]})) || mapfile -t stages < <(stage_names default)
 	for s in "${stages[@]}"; do
 		case $s in

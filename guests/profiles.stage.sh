@@ -36,6 +36,7 @@ guest_profile_trace() {
 	[[ -f $OUT/streamcd.iso ]] || die "guest-profiles: no $OUT/streamcd.iso: run ./build.sh iso first"
 	log "guest-profiles: booting the ISO in QEMU, each guest launched with its images traced (console: $console)"
 	if ! (STREAMCD_APPEND=streamcd.profile_guests STREAMCD_STORE='' STREAMCD_DISK='' STREAMCD_MEDIA=cdrom \
+		STREAMCD_ISO='' STREAMCD_STORE_URL='' \
 		STREAMCD_NET=user STREAMCD_RUN_UNTIL=ready STREAMCD_RUN_TIMEOUT=${STREAMCD_PROFILE_TIMEOUT:-1800} \
 		stage_run) </dev/null >"$console"; then
 		die "guest-profiles: the traced boot failed; see $console"

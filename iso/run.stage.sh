@@ -32,7 +32,12 @@ entry's Xen gdb stub answers, on that port of 127.0.0.1),
 STREAMCD_ACCEL=kvm|tcg (default: KVM only if the host CPU
 has vmx or svm to pass on to Xen, else TCG), STREAMCD_STORE
 (serve this store directory instead of out/store),
-STREAMCD_DISK=FILE (a writable second disk, e.g. a cache)"
+STREAMCD_DISK=FILE (a writable second disk, e.g. a cache),
+STREAMCD_ISO=FILE (boot this ISO instead of out/streamcd.iso),
+STREAMCD_STORE_URL=http://HOST[:PORT][/PATH] (a store on
+another server, forwarded to the guest, instead of serving
+one), STREAMCD_RUN_DIR (the run's logs and scratch files,
+default out/log: runs side by side need one each)"
 stage_register serve 0 "serve out/store (or STREAMCD_STORE) on the LAN
 (STREAMCD_PORT, default 8080) for real machines booted from
 the ISO; prints the boot line"
@@ -58,14 +63,15 @@ run_free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# run_httpd ADDR PORT NAME: nginx serving out/store, a child of this shell
+# run_httpd ADDR PORT NAME [DIR]: nginx serving out/store (its files in
+# DIR/NAME-nginx, DIR default out/log), a child of this shell
 # (so that it can be waited for) whose pid goes into RUN_HTTPD_PID.
 # nginx, not busybox httpd: hcloop keeps its connections alive, and a
 # server that closes each one costs a new guest connection per block
 # (through QEMU's guestfwd, a new process too): measured in QEMU TCG,
 # 16 MiB of the image streamed in 13.2 s from busybox httpd, 1.3 s from nginx.
 run_httpd() {
-	local addr=$1 port=$2 name=$3 dir=$OUT/log/$3-nginx store
+	local addr=$1 port=$2 name=$3 dir=${4:-$OUT/log}/$3-nginx store
 	store=$(run_store "$name") || exit 1
 	mkdir -p "$dir"
 	cat >"$dir/nginx.conf" <<-NGINX
@@ -182,9 +188,9 @@ run_qemu_args() {
 	bios) ;;
 	uefi)
 		[[ -f /usr/share/OVMF/OVMF_CODE.fd ]] || die "run: UEFI needs Debian's ovmf package"
-		cp /usr/share/OVMF/OVMF_VARS.fd "$OUT/log/run-ovmf-vars.fd"
+		cp /usr/share/OVMF/OVMF_VARS.fd "$RUN_DIR/run-ovmf-vars.fd"
 		args+=(-drive "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"
-			-drive "if=pflash,format=raw,file=$OUT/log/run-ovmf-vars.fd")
+			-drive "if=pflash,format=raw,file=$RUN_DIR/run-ovmf-vars.fd")
 		;;
 	*) die "run: STREAMCD_FIRMWARE=$firmware: bios or uefi" ;;
 	esac
@@ -194,13 +200,15 @@ run_qemu_args() {
 	case ${STREAMCD_NET:-user} in
 	user)
 		# shellcheck disable=SC2054 # commas inside one QEMU option
-		args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc 127.0.0.1 $port 2>/dev/null'"
+		args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc $RUN_STORE_HOST $port 2>/dev/null'"
 			-device e1000,netdev=n0)
 		;;
 	none) args+=(-nic none) ;;
 	*) die "run: STREAMCD_NET=${STREAMCD_NET}: user or none" ;;
 	esac
-	args+=(-display none -monitor none -serial "$serial")
+	# The pid file names the run's directory on QEMU's command line: what a
+	# run left behind can be found by it (tests/matrix.sh).
+	args+=(-display none -monitor none -serial "$serial" -pidfile "$RUN_DIR/run-qemu.pid")
 	# COM2: the debug hypervisor's gdb stub, on a TCP port of 127.0.0.1 for a
 	# gdb on this machine (STREAMCD_GDB_PORT), or nowhere.
 	if [[ -n ${STREAMCD_GDB_PORT:-} ]]; then
@@ -283,7 +291,7 @@ run_console_tail() {
 # lines that end the run (see the top of this file). Lines are acted on
 # once complete; a partial one (a prompt) is shown as soon as it comes.
 run_watched() {
-	local timeout=$1 fifo=$OUT/log/run-console.fifo qlog=$OUT/log/run-qemu.log
+	local timeout=$1 fifo=$RUN_DIR/run-console.fifo qlog=$RUN_DIR/run-qemu.log
 	local start=$SECONDS start_rt=$EPOCHREALTIME part line="" last=() con rc
 	shift
 	rm -f "$fifo"
@@ -359,18 +367,42 @@ run_stick() {
 	log "run: wrote $RUN_ISO onto the stick image $RUN_STICK"
 }
 
+# run_store_url: with STREAMCD_STORE_URL, the host and port the guest's
+# store address forwards to (RUN_STORE_HOST, RUN_STORE_PORT) and, for a
+# store below the server's root, the boot line's streamcd.url (in
+# RUN_URL_ARG); without, the local server's.
+run_store_url() {
+	local url=${STREAMCD_STORE_URL:-} hostport path
+	RUN_STORE_HOST=127.0.0.1 RUN_STORE_PORT='' RUN_URL_ARG=''
+	[[ -n $url ]] || return 0
+	[[ $url =~ ^http://([^/:]+)(:([0-9]+))?(/.*)?$ ]] ||
+		die "run: STREAMCD_STORE_URL=$url: give http://HOST[:PORT][/PATH] (the guest reaches it through QEMU's forwarding, which carries plain HTTP)"
+	hostport=${BASH_REMATCH[1]}
+	RUN_STORE_HOST=$hostport
+	RUN_STORE_PORT=${BASH_REMATCH[3]:-80}
+	path=${BASH_REMATCH[4]:-}
+	path=${path%/}
+	[[ -z $path ]] || RUN_URL_ARG="streamcd.url=http://$RUN_GUEST_STORE$path"
+}
+
 # run_append: STREAMCD_APPEND, settings for the booted entry's Linux line.
-# They go into an ISO of their own (out/run-iso/, cached like the ISO
-# stage), which is the main ISO with the line edited: the boot loaders'
-# menus, the same for BIOS and UEFI, stay untouched. streamcd.launch=NAME
+# They go into an ISO of their own (out/run-iso/HASH/, cached like the ISO
+# stage; one per line, so that runs side by side keep theirs), which is
+# the main ISO with the line edited: the boot loaders' menus, the same for
+# BIOS and UEFI, stay untouched. streamcd.launch=NAME
 # among them moves the end of a watched run to the guest's ready line,
 # streamcd.profile_guests to the launcher's last line of profiles.
 run_append() {
-	local append=${STREAMCD_APPEND:-} w
-	RUN_ISO=$OUT/streamcd.iso
+	local append="${RUN_URL_ARG:+$RUN_URL_ARG }${STREAMCD_APPEND:-}" w args dir
+	RUN_ISO=${STREAMCD_ISO:-$OUT/streamcd.iso}
+	[[ -f $RUN_ISO ]] || die "run: no $RUN_ISO; run ./build.sh iso first"
 	[[ -n ${append// /} ]] || return 0
-	iso_build "${STREAMCD_BOOT_ARGS:+$STREAMCD_BOOT_ARGS }$append" "$OUT/run-iso" run-iso
-	RUN_ISO=$OUT/run-iso/streamcd.iso
+	[[ -z ${STREAMCD_ISO:-} ]] ||
+		die "run: '$append' would edit the boot line, which only the build's own ISO can have (STREAMCD_ISO=$STREAMCD_ISO)"
+	args="${STREAMCD_BOOT_ARGS:+$STREAMCD_BOOT_ARGS }$append"
+	dir=$OUT/run-iso/$(printf '%s' "$args" | sha256sum | cut -c1-16)
+	iso_build "$args" "$dir" run-iso
+	RUN_ISO=$dir/streamcd.iso
 	for w in $append; do
 		case $w in
 		streamcd.launch=?*) RUN_READY="streamcd: guest ${w#*=} ready" ;;
@@ -384,7 +416,8 @@ stage_run() {
 	local port argv qemu_args rc=0 serial=stdio
 	local until=${STREAMCD_RUN_UNTIL:-ready} timeout=${STREAMCD_RUN_TIMEOUT:-1800}
 	install_missing run "${RUN_PACKAGES[@]}"
-	[[ -f $OUT/streamcd.iso ]] || die "run: no $OUT/streamcd.iso; run ./build.sh iso first"
+	RUN_DIR=${STREAMCD_RUN_DIR:-$OUT/log}
+	run_store_url
 	run_append
 	run_stick
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "run: STREAMCD_RUN_TIMEOUT=$timeout: give a number of seconds"
@@ -394,25 +427,27 @@ stage_run() {
 	esac
 	# Decided here, not in run_qemu_args: its output is a pipe.
 	[[ -t 0 && -t 1 ]] && serial=mon:stdio
-	mkdir -p "$OUT/log"
-	port=${STREAMCD_PORT:-$(run_free_port)}
+	mkdir -p "$OUT/log" "$RUN_DIR"
+	port=${RUN_STORE_PORT:-${STREAMCD_PORT:-$(run_free_port)}}
 	RUN_QEMU_PID="" RUN_HTTPD_PID=""
 	trap run_stop EXIT
 	# exit runs the EXIT trap; 128+signal is the conventional status.
 	trap 'log "run: interrupted"; exit 130' INT
 	trap 'log "run: terminated"; exit 143' TERM
-	if [[ ${STREAMCD_RUN_SERVER:-1} == 0 ]]; then
+	if [[ -n ${STREAMCD_STORE_URL:-} ]]; then
+		log "run: the store is $STREAMCD_STORE_URL: no server of ours"
+	elif [[ ${STREAMCD_RUN_SERVER:-1} == 0 ]]; then
 		# For the test of a boot whose store is unreachable.
 		log "run: STREAMCD_RUN_SERVER=0: no store server (port $port stays closed)"
 	else
-		run_httpd 127.0.0.1 "$port" run
+		run_httpd 127.0.0.1 "$port" run "$RUN_DIR"
 		run_wait_port "$port"
 	fi
 	# Not mapfile from a process substitution: a die there would only end
 	# the substitution.
 	argv=$(run_qemu_args "$port" "$serial") || exit 1
 	mapfile -t qemu_args <<<"$argv"
-	log "run: store ${STREAMCD_STORE:-$OUT/store} on 127.0.0.1:$port (guest: http://$RUN_GUEST_STORE); booting $RUN_ISO (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
+	log "run: store ${STREAMCD_STORE_URL:-${STREAMCD_STORE:-$OUT/store} on 127.0.0.1:$port} (guest: http://$RUN_GUEST_STORE); booting $RUN_ISO (${STREAMCD_FIRMWARE:-bios}, ${STREAMCD_MEDIA:-cdrom})"
 	if [[ $serial == mon:stdio ]]; then
 		log "run: the serial console follows; log in as root; Ctrl-A x quits QEMU"
 		qemu-system-x86_64 "${qemu_args[@]}" || rc=$?

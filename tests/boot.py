@@ -31,6 +31,10 @@ serial console. One scenario per run:
             alone, nothing fetched, the guest given still listed as cached
   stick-bad the same stick with its cache damaged or full: the message
             given (a pattern) and a boot that goes on
+  guest NAME SECONDS  dom0, then `streamcd launch NAME` from its shell
+            until ready (any ISO: nothing on the boot line)
+  gdbsx NAME    gdb in dom0 on PV guest NAME through gdbsx
+  launcher NAME the menu: NAME started by its number, left, stopped
   expect    boot whatever $STREAMCD_OUT/streamcd.iso holds with no server,
             press --key keys when their pattern shows, and wait for each
             EXPECT pattern in turn (tests/iso-boot.sh's ISO of test kernels)
@@ -321,6 +325,64 @@ def scenario_mounted(con, version):
     print(f"measure: the disk cache remembers serial and version: {seen.strip()}")
     con.send("sync; poweroff -f")
     con.expect(r"reboot: Power down", 120, "the power-off")
+
+
+# ---- the boot matrix's guest cases (iso/matrix.py): any ISO, no boot line ----
+
+def scenario_guest(con, name, timeout):
+    """dom0, then `streamcd launch NAME` from its shell until the recipe's
+    ready pattern shows; the guest stopped and cleaned up after."""
+    dom0_booted(con)
+    login(con)
+    t = con.elapsed()
+    out = con.run(f"streamcd launch --no-attach {name} >/dev/null 2>&1; streamcd wait {name} {timeout}; "
+                  f"echo rc=$?", timeout + 300)
+    if "rc=0" not in out:
+        log = con.run(f"tail -n 15 /run/streamcd/console/{name}.log 2>/dev/null; "
+                      f"cat /run/streamcd/guests/{name}/failed 2>/dev/null", 60)
+        raise Fail(f"{name} not ready ({con.elapsed() - t:.0f} s): {out.strip()}\n{log}")
+    secs, fetched = ready_file(con, name)
+    print(f"measure: {name} ready {secs:.1f} s after launch, {fetched} bytes fetched", flush=True)
+    out = con.run(f"streamcd stop {name}; streamcd list", 300)
+    check(re.search(rf"^\s*\d+\s+{re.escape(name)}\s.*\sstopped\s", out, re.M),
+          f"{name} stopped:\n{out}")
+    con.send("poweroff -f")
+
+
+def scenario_gdbsx(con, name):
+    """gdb in dom0 on a running PV guest's kernel through gdbsx, with the
+    symbols its recipe names streamed from the store."""
+    dom0_booted(con)
+    login(con)
+    out = con.run(f"streamcd launch --no-attach {name} >/dev/null 2>&1; streamcd wait {name} 600; "
+                  f"echo rc=$?", 900)
+    check("rc=0" in out, f"{name} is up for gdbsx: {out.strip()}")
+    out = con.run(f"streamcd gdb {name} -ex 'info registers rip' -ex 'x/s &linux_banner' 2>&1", 300)
+    check(re.search(r"^rip\s+0x[0-9a-f]+", out, re.M), f"gdb reads {name}'s registers:\n{out}")
+    check("Linux version" in out, f"and its linux_banner through the streamed symbols:\n{out}")
+    con.run(f"streamcd stop {name}", 300)
+    con.send("poweroff -f")
+
+
+def scenario_launcher(con, name):
+    """The menu dom0's console shows: the catalogue listed, NAME started by
+    its number with its console attached, back to the menu, stopped."""
+    dom0_booted(con)
+    m = con.expect(r"streamcd: guests to try\n((?:.*\n)*?).*NUMBER or NAME", 300, "the guest menu")
+    menu = m.group(1)
+    n = re.search(rf"^\s*(\d+)\s+{re.escape(name)}\s", menu, re.M)
+    check(n, f"the menu lists {name}:\n{menu}")
+    con.expect(r"streamcd> *$", 60, "the menu's prompt")
+    con.send(n.group(1))
+    m = con.expect(GUEST_READY.format(re.escape(name)), 900, f"'streamcd: guest {name} ready'")
+    print(f"measure: {name} ready {float(m.group(1)):.1f} s after launch, {m.group(2)} bytes fetched",
+          flush=True)
+    detach_to_menu(con)
+    con.send(f"x {name}")
+    con.expect(rf"{re.escape(name)} stopped", 120, f"{name} stopped from the menu")
+    con.expect(r"streamcd> *$", 60, "the menu again")
+    menu_shell(con)
+    con.send("poweroff -f")
 
 
 # ---- a USB stick that keeps the cache ----
@@ -658,6 +720,9 @@ SCENARIOS = {
               {"STREAMCD_IOMMU": "intel", "STREAMCD_APPEND": "streamcd.menu=0"}),
     "expect": (lambda con, a: scenario_expect(con, a.keys, a.expect), {"STREAMCD_RUN_SERVER": "0"}),
     "refused": (lambda con, a: scenario_refused(con, a.expect[0]), {}),
+    "guest": (lambda con, a: scenario_guest(con, a.expect[0], int(a.expect[1])), {}),
+    "gdbsx": (lambda con, a: scenario_gdbsx(con, a.expect[0]), {}),
+    "launcher": (lambda con, a: scenario_launcher(con, a.expect[0]), {}),
     "stick-first": (lambda con, a: scenario_stick_first(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
     "stick-offline": (lambda con, a: scenario_stick_offline(con, a.expect[0]),
                       {"STREAMCD_MEDIA": "usb", "STREAMCD_NET": "none"}),
@@ -681,9 +746,11 @@ def main():
         rx, text = k.split("=", 1)
         args.keys.append((rx, text.encode().decode("unicode_escape")))
     fn, extra = SCENARIOS[args.scenario]
-    if args.scenario in ("refused", "mounted", "stick-first", "stick-offline", "stick-bad") \
-            and len(args.expect) != 1:
+    if args.scenario in ("refused", "mounted", "stick-first", "stick-offline", "stick-bad", "gdbsx",
+                         "launcher") and len(args.expect) != 1:
         ap.error(f"{args.scenario} takes one argument")
+    if args.scenario == "guest" and len(args.expect) != 2:
+        ap.error("guest takes NAME and the seconds its recipe gives it to be ready")
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"
     for k, v in extra.items():

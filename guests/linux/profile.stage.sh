@@ -33,6 +33,7 @@ profile_trace() {
 	# index as it is (its old profile's prefetching does not change what
 	# the boot reads, or in which order).
 	if ! (STREAMCD_APPEND=streamcd.trace STREAMCD_STORE='' STREAMCD_DISK='' STREAMCD_RUN_UNTIL=ready \
+		STREAMCD_ISO='' STREAMCD_STORE_URL='' STREAMCD_MEDIA=cdrom STREAMCD_NET=user \
 		STREAMCD_RUN_TIMEOUT=${STREAMCD_PROFILE_TIMEOUT:-900} stage_run) </dev/null >"$console"; then
 		die "profile: the traced boot failed; see $console"
 	fi
