@@ -43,7 +43,7 @@ stage_names() {
 
 usage() {
 	local s first=1 line
-	printf 'Usage: ./build.sh [STAGE...]\n       ./build.sh matrix [OPTIONS] [CASE|PATTERN...]\n\n'
+	printf 'Usage: ./build.sh [STAGE...] [--from DIR]\n       ./build.sh matrix [OPTIONS] [CASE|PATTERN...]\n\n'
 	printf 'Builds streamcd and boots it. Stages run in the order given; the default,\n'
 	printf '"./build.sh", is: %s\n' "$(stage_names default | tr '\n' ' ')"
 	cat <<'USAGE'
@@ -65,8 +65,13 @@ USAGE
 	done
 	cat <<'USAGE'
 
+--from DIR: the guests stage takes the guest recipes' upstream artifacts
+(release images of NetBSD, 9front, ...) from DIR instead of downloading
+them; either way they are checked against the recipes' pinned hashes.
+
 Logs: out/log/STAGE.log. Environment: STREAMCD_OUT (default ./out),
-STREAMCD_CACHE ("" turns the machine-wide cache off).
+STREAMCD_CACHE ("" turns the machine-wide cache off), STREAMCD_GUESTS=DIR
+(more guest recipes), STREAMCD_GUESTS_ONLY=1 (only those).
 USAGE
 }
 
@@ -402,7 +407,31 @@ main() {
 		stage_matrix "$@" || exit $?
 		return 0
 	fi
+	# --from DIR: the guests stage takes upstream artifacts from DIR
+	# (guests/README.md); anywhere among the stages.
+	stages=()
+	while (($#)); do
+		case $1 in
+		--from | --from=*)
+			local from=${1#--from}
+			from=${from#=}
+			if [[ -z $from ]]; then
+				(($# >= 2)) || die "--from needs a directory"
+				from=$2
+				shift
+			fi
+			[[ -d $from ]] || die "--from $from: no such directory"
+			STREAMCD_FROM=$(cd "$from" && pwd)
+			export STREAMCD_FROM
+			;;
+		*) stages+=("$1") ;;
+		esac
+		shift
+	done
 	((${#stages[@]})) || mapfile -t stages < <(stage_names default)
+	if [[ -n ${STREAMCD_FROM:-} && " ${stages[*]} " != *" guests "* ]]; then
+		die "--from is for the guests stage: ./build.sh guests --from DIR"
+	fi
 	for s in "${stages[@]}"; do
 		case $s in
 		-h | --help | help) usage; return 0 ;;

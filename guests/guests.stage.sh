@@ -22,10 +22,15 @@ GUEST_KEYS=(title mode kernel ramdisk cmdline boot disk memory vcpus console net
 GUEST_NAME_RE='^[a-z0-9][a-z0-9._-]{0,63}$'
 IMAGE_NAME_RE='^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 
-# guest_recipe_dirs: the folders recipes are taken from.
+# shellcheck source=guests/artifacts.sh
+. "$TOP/guests/artifacts.sh"
+
+# guest_recipe_dirs: the folders recipes are taken from (with
+# STREAMCD_GUESTS_ONLY=1, only STREAMCD_GUESTS: a store of one's own OSes).
 guest_recipe_dirs() {
-	local d
-	for d in "$TOP"/guests/*/ ${STREAMCD_GUESTS:+"$STREAMCD_GUESTS"/}; do
+	local d own=("$TOP"/guests/*/)
+	[[ -z ${STREAMCD_GUESTS_ONLY:-} ]] || own=()
+	for d in "${own[@]}" ${STREAMCD_GUESTS:+"$STREAMCD_GUESTS"/}; do
 		[[ -d $d ]] && printf '%s\n' "${d%/}"
 	done
 }
@@ -65,8 +70,11 @@ guest_parse() {
 		: "${GUEST[console]:=pv}"
 		;;
 	hvm)
-		[[ -z ${GUEST[kernel]:-}${GUEST[ramdisk]:-}${GUEST[cmdline]:-} ]] ||
-			die "guests: $file: mode hvm boots from its disks: no kernel, ramdisk or cmdline"
+		# A kernel is optional: QEMU loads it (Linux, multiboot or PVH
+		# ELF) instead of SeaBIOS booting a disk (9front's CD, whose own
+		# loader knows only the VGA console).
+		[[ -n ${GUEST[kernel]:-} || -z ${GUEST[ramdisk]:-}${GUEST[cmdline]:-} ]] ||
+			die "guests: $file: ramdisk and cmdline go with 'kernel = IMAGE'"
 		: "${GUEST[boot]:=disk}" "${GUEST[console]:=serial}"
 		[[ ${GUEST[boot]} == disk || ${GUEST[boot]} == cdrom ]] ||
 			die "guests: $file: boot = ${GUEST[boot]}: give disk or cdrom"
@@ -124,8 +132,10 @@ guest_images() {
 
 # guest_image_build DIR NAME: image NAME from DIR/images.sh, built (or found
 # up to date, or restored from the cache) in out/guests/images/NAME/.
+# Status 3: an upstream artifact it needs is not available (the reasons
+# appended to the file GUEST_MISSING); the recipes naming it are left out.
 guest_image_build() (
-	local dir=$1 name=$2 fn dest hash
+	local dir=$1 name=$2 fn dest hash arts=() f missing=0
 	fn=image_${name//[-.]/_}
 	dest=$OUT/guests/images/$name
 	[[ -f $dir/images.sh ]] || die "guests: $dir has recipes but no images.sh to build image $name"
@@ -133,10 +143,26 @@ guest_image_build() (
 	. "$dir/images.sh"
 	declare -F "$fn" "${fn}_inputs" >/dev/null ||
 		die "guests: $dir/images.sh defines no $fn and ${fn}_inputs for image $name"
+	if declare -F "${fn}_artifacts" >/dev/null; then
+		mapfile -t arts < <("${fn}_artifacts")
+	fi
 	hash=$({
 		declare -f "$fn" "${fn}_inputs"
 		"${fn}_inputs"
+		artifact_pins "$dir" "${arts[@]}"
 	} | sha256sum | cut -d' ' -f1)
+	# Up to date, an image needs none of its artifacts: only a build fetches.
+	if ((${#arts[@]})) && ! stage_uptodate "guest-$name" "$hash" "$dest" image image.sha256; then
+		for f in "${arts[@]}"; do
+			artifact_fetch "$dir" "$f" || {
+				missing=1
+				printf '%s\n' "$ARTIFACT_WHY" >>"$GUEST_MISSING"
+			}
+		done
+		((!missing)) || exit 3
+	fi
+	# shellcheck disable=SC2034 # read by artifact, which image functions call
+	GUEST_DIR=$dir
 	stage_build "guest-$name" "$hash" "$dest" image image.sha256 -- guest_image_make "$fn" "$dir/images.sh"
 )
 
@@ -188,9 +214,10 @@ guest_catalog_entry() {
 }
 
 stage_guests() {
-	local dir file name catalog=$OUT/guests/catalog line version n=0 start=$SECONDS
-	local -A GUEST=() seen=() stored=()
-	local entries=() images
+	local dir file name catalog=$OUT/guests/catalog line version n=0 start=$SECONDS rc why
+	local -A GUEST=() seen=() stored=() lacking=() whys=()
+	local entries=() images left=() GUEST_MISSING ARTIFACT_UNAVAILABLE=$OUT/guests/unavailable
+	rm -rf "$ARTIFACT_UNAVAILABLE"
 	[[ -x $TOP/cloop/build/hcloop ]] || stage_hcloop
 	# Here, not in guest_store_image's subshell: a key made now is made once.
 	sign_key
@@ -202,30 +229,53 @@ stage_guests() {
 			name=${GUEST[name]}
 			[[ -z ${seen[$name]:-} ]] || die "guests: two recipes named $name: ${seen[$name]} and $file"
 			seen[$name]=$file
-			images=()
+			images=() why='' whys=()
 			# The first folder whose recipes name an image builds it; a
 			# later one may use it (STREAMCD_GUESTS' recipes the project's
 			# kernel, say).
 			for line in $(guest_images); do
-				if [[ -z ${stored[$line]:-} ]]; then
-					guest_image_build "$dir" "$line"
-					stored[$line]=$(guest_store_image "$line")
+				if [[ -z ${stored[$line]:-}${lacking[$line]:-} ]]; then
+					GUEST_MISSING=$OUT/guests/missing.$line
+					rm -f "$GUEST_MISSING"
+					rc=0
+					guest_image_build "$dir" "$line" || rc=$?
+					if ((rc == 3)); then
+						lacking[$line]=$(awk '!seen[$0]++' "$GUEST_MISSING" | paste -sd '|')
+					elif ((rc)); then
+						exit "$rc"
+					else
+						stored[$line]=$(guest_store_image "$line")
+					fi
+					rm -f "$GUEST_MISSING"
 				fi
-				images+=("$line ${stored[$line]}")
+				# One reason once, however many of the recipe's images it stops.
+				if [[ -n ${lacking[$line]:-} && -z ${whys[${lacking[$line]}]:-} ]]; then
+					whys[${lacking[$line]}]=1
+					why+="${why:+; }image $line: ${lacking[$line]//|/; }"
+				fi
+				images+=("$line ${stored[$line]:-}")
 			done
+			if [[ -n $why ]]; then
+				left+=("$name: $why")
+				log "guests: $name LEFT OUT of the catalogue: $why"
+				continue
+			fi
 			entries+=("$(guest_catalog_entry "${images[@]}")")
 			n=$((n + 1))
 			log "guests: $name (${GUEST[mode]}): ${images[*]%% *}"
 		done
 	done < <(guest_recipe_dirs)
-	((n)) || die "guests: no recipes (*.guest) in $(guest_recipe_dirs | tr '\n' ' ')"
+	((n + ${#left[@]})) || die "guests: no recipes (*.guest) in $(guest_recipe_dirs | tr '\n' ' ')"
 	{
 		printf '# streamcd guest catalogue: one stanza per guest, the recipe with\n'
 		printf '# defaults filled in and "image = NAME VERSION SIZE STORED_BYTES" lines.\n\n'
-		printf '%s\n\n' "${entries[@]}"
+		# Read by the boot matrix: its case for such a guest is a SKIP.
+		((${#left[@]} == 0)) || printf '# left out: %s\n\n' "${left[@]}"
+		((${#entries[@]} == 0)) || printf '%s\n\n' "${entries[@]}"
 	} >"$catalog.new"
 	mv "$catalog.new" "$catalog"
+	rm -rf "$ARTIFACT_UNAVAILABLE"
 	version=$(sha256sum <"$catalog" | cut -c1-16)
 	run_logged guests-store-catalog "$TOP/cloop/build/hcloop" make -q --sign "$SIGN_KEY_SEC" "$catalog" "$OUT/store" catalog "$version"
-	log "guests: $n guests, catalogue version $version in $OUT/store ($((SECONDS - start)) s)"
+	log "guests: $n guests, catalogue version $version in $OUT/store ($((SECONDS - start)) s)${left:+; ${#left[@]} left out for missing artifacts (above; the build goes on)}"
 }

@@ -93,7 +93,8 @@ class Case:
 
 
 def catalogue(store, url):
-    """{name: {key: value}} of the store's guest catalogue."""
+    """({name: {key: value}}, {name: why}) of the store's guest catalogue:
+    its guests, and the recipes the build left out (missing artifacts)."""
     text = None
     if store is None and url is None and os.path.exists(os.path.join(OUT, "guests", "catalog")):
         text = open(os.path.join(OUT, "guests", "catalog")).read()
@@ -112,8 +113,12 @@ def catalogue(store, url):
                 print(f"matrix: no catalogue from {src}: {r.stderr.strip()}", file=sys.stderr)
         finally:
             os.rmdir(mnt)
-    guests, cur = {}, None
+    guests, left, cur = {}, {}, None
     for ln in (text or "").splitlines():
+        m = re.match(r"^# left out: ([^:\s]+): (.*)$", ln)
+        if m:
+            left[m.group(1)] = m.group(2)
+            continue
         m = re.match(r"^([a-z_]+) = (.*)$", ln)
         if not m:
             continue
@@ -122,7 +127,7 @@ def catalogue(store, url):
             cur = guests.setdefault(v, {})
         elif cur is not None and k not in ("image", "disk"):
             cur[k] = v
-    return guests
+    return guests, left
 
 
 def pv_with_symbols(guests):
@@ -132,10 +137,14 @@ def pv_with_symbols(guests):
     return None
 
 
-def make_cases(a, guests):
+def make_cases(a, guests, left):
     cases = [Case(*c) for c in FIXED]
     for n in sorted(guests):
         cases.append(Case(f"guest-{n}", "guest", [n, guests[n].get("ready_timeout", "300")], {}))
+    for n in sorted(left):
+        c = Case(f"guest-{n}", "guest", [n, "0"], {})
+        c.skip = f"the build left it out of the catalogue: {left[n]}"
+        cases.append(c)
     own_iso = a.iso is None
     pv = pv_with_symbols(guests)
     first_pv = next((n for n in sorted(guests) if guests[n].get("mode") == "pv"), None)
@@ -417,8 +426,8 @@ def main():
     for f, what in ((a.iso, "--iso"), (a.store, "--store")):
         if f and not os.path.exists(f):
             ap.error(f"{what} {f}: no such file or directory")
-    guests = catalogue(a.store, a.url)
-    cases, unknown = select(make_cases(a, guests), a.cases)
+    guests, left = catalogue(a.store, a.url)
+    cases, unknown = select(make_cases(a, guests, left), a.cases)
     if unknown:
         ap.error(f"no case matches {', '.join(unknown)} (--list names them)")
     if a.list:

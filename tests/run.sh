@@ -11,7 +11,7 @@ ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hclo
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-mirrors-san hcloop-prefetch-san
 	hcloop-static stick delayproxy
-	matrix boot-signed boot-stick
+	xenelf-fix matrix guest-artifacts boot-signed boot-stick
 	run-noninteractive
 	boot-guest-pv boot-guest-hvm
 	iso-boot iso-size)
@@ -24,7 +24,7 @@ t_lint() {
 			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* \
 			guests/linux/rootfs/overlay/usr/local/lib/streamcd/* &&
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
-		python3 -m py_compile tests/*.py bench/*.py iso/*.py &&
+		python3 -m py_compile tests/*.py bench/*.py iso/*.py guests/*/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c \
 			initrd/stick/*.[ch] initrd/stick/tests/*.c
 }
