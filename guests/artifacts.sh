@@ -20,7 +20,7 @@ artifact_store() {
 
 # artifact_line DIR FILE: FILE's line of DIR/artifacts as "SIZE ALGO HASH
 # URL..."; dies on a malformed file (a recipe error, like a bad recipe
-# line), fails when FILE is not listed.
+# line), fails when FILE is not listed (FILE '': checks the whole file).
 artifact_line() {
 	local dir=$1 want=$2 line n=0 file size hash urls
 	[[ -f $dir/artifacts ]] || return 1
@@ -100,7 +100,15 @@ artifact_fetch() {
 		log "guests: artifact $file: downloading $url"
 		# --fail: an HTML error page is not the file; the hash would say so
 		# anyway, but later and less clearly.
-		if ! why=$(curl -fsSL --connect-timeout 20 --retry 2 -o "$tmp" "$url" 2>&1); then
+		if [[ -t 2 ]]; then
+			# A person waits for hundreds of MB: show the progress (and
+			# curl's own error on the terminal).
+			why=''
+			curl -fL --progress-bar --connect-timeout 20 --retry 2 -o "$tmp" "$url" || why="curl: exit $?"
+		else
+			why=$(curl -fsSL --connect-timeout 20 --retry 2 -o "$tmp" "$url" 2>&1) || why=${why:-curl failed}
+		fi
+		if [[ -n $why ]]; then
 			# curl says it once per try: the last is enough.
 			why=${why##*$'\n'}
 			artifact_why "artifact $file: $url: ${why:-curl failed}"

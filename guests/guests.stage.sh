@@ -223,6 +223,8 @@ stage_guests() {
 	sign_key
 	mkdir -p "$OUT/guests" "$OUT/store"
 	while IFS= read -r dir; do
+		# Every pin checked, used or not: a bad line is a recipe error.
+		artifact_line "$dir" '' || true
 		for file in "$dir"/*.guest; do
 			[[ -f $file ]] || continue
 			guest_parse "$file"

@@ -139,12 +139,13 @@ def pv_with_symbols(guests):
 
 def make_cases(a, guests, left):
     cases = [Case(*c) for c in FIXED]
-    for n in sorted(guests):
-        cases.append(Case(f"guest-{n}", "guest", [n, guests[n].get("ready_timeout", "300")], {}))
-    for n in sorted(left):
-        c = Case(f"guest-{n}", "guest", [n, "0"], {})
-        c.skip = f"the build left it out of the catalogue: {left[n]}"
-        cases.append(c)
+    for n in sorted(set(guests) | set(left)):
+        if n in guests:
+            cases.append(Case(f"guest-{n}", "guest", [n, guests[n].get("ready_timeout", "300")], {}))
+        else:
+            c = Case(f"guest-{n}", "guest", [n, "0"], {})
+            c.skip = f"the build left it out of the catalogue: {left[n]}"
+            cases.append(c)
     own_iso = a.iso is None
     pv = pv_with_symbols(guests)
     first_pv = next((n for n in sorted(guests) if guests[n].get("mode") == "pv"), None)
