@@ -89,7 +89,7 @@ expect "info --cache-dir, no server, no cached index: fails" 1 \
 	"$(status "$HCLOOP" info -t 2 --cache-dir "$work/cache2" "http://127.0.0.1:9" root v2)"
 printf 'x' | dd of="$work/broken-index" bs=1 count=1 status=none
 cp "$store/index/root/v2" "$work/broken-index"
-printf '\x01' | dd of="$work/broken-index" bs=1 seek=5000 conv=notrunc status=none
+flip_bit "$work/broken-index" 5000
 expect "info of a damaged index fails" 1 "$(status "$HCLOOP" info --file "$work/broken-index")"
 says "damaged index: says why" "checksum mismatch"
 expect "verify of a good store" 0 "$(status "$HCLOOP" verify -q "$store" root v1)"

@@ -104,6 +104,13 @@ says_not() { # says_not WHAT PATTERN: it does not
 	if grep -q -- "$2" "$work/out"; then fail "$1: '$2' in: $(head -c 600 "$work/out")"; else pass "$1"; fi
 }
 
+# flip_bit FILE OFFSET: the byte at OFFSET with its low bit flipped. (Writing
+# a fixed byte changes nothing when the byte already has that value, which
+# for a signed index made with a fresh key is 1 run in 256.)
+flip_bit() {
+	python3 -c 'import sys; f = open(sys.argv[1], "r+b"); o = int(sys.argv[2]); f.seek(o); b = f.read(1)[0]; f.seek(o); f.write(bytes([b ^ 1]))' "$1" "$2"
+}
+
 # Counting test results: pass/fail print a line and count.
 PASSED=0
 FAILED=0

@@ -115,7 +115,7 @@ alt=$work/altered
 mkdir -p "$alt/index"
 ln -s "$store/blocks" "$alt/blocks"
 cp -r "$store/index/root" "$alt/index/root"
-printf '\x01' | dd of="$alt/index/root/1" bs=1 seek=48 conv=notrunc status=none
+flip_bit "$alt/index/root/1" 48
 retrail "$alt/index/root/1"
 point_latest "$alt" 1 1
 aurl=''
@@ -172,7 +172,7 @@ kill "$url_PID"
 wait "$url_PID" 2>/dev/null || true
 refused "offline, another key" "the cached index/root/2 is signed by key $key_id" \
 	"$url" --pubkey "$work/other.pub" --cache-dir "$cache" -t 1 -R 0
-printf '\x01' | dd of="$cache/index/root/2" bs=1 seek=48 conv=notrunc status=none
+flip_bit "$cache/index/root/2" 48
 retrail "$cache/index/root/2"
 refused "offline, altered cached index" "the cached index/root/2 has a bad signature" \
 	"$url" --pubkey "$work/release.pub" --cache-dir "$cache" -t 1 -R 0
