@@ -13,7 +13,8 @@
 # subshell per image, so folders cannot see or break each other.
 stage_register guests 60 "every guest recipe (guests/*/*.guest, STREAMCD_GUESTS=DIR):
 its images and the catalogue dom0's launcher reads, into
-out/store (guests/README.md)"
+out/store (guests/README.md); upstream artifacts (NetBSD,
+9front) downloaded, or taken from --from DIR, and checked"
 
 # Keys a recipe may set; guests/README.md says what each means.
 GUEST_KEYS=(title mode kernel ramdisk cmdline boot disk memory vcpus console network ready ready_timeout symbols)
