@@ -104,18 +104,20 @@ if ((TOOK < 400)); then pass "noserver: ended after $TOOK s"; else fail "noserve
 echo "measure: noserver run ended after $TOOK s"
 no_leftovers noserver "$PORT"
 
-# 3. The time limit: far too short for a boot.
-run_case timeout STREAMCD_RUN_TIMEOUT=20
+# 3. The time limit: far too short for a boot. (20 s was, until dom0
+# became ready 19 s after the start of a warm run: at 10 s Xen and the
+# kernel have printed lines, and the initrd has not mounted the root.)
+run_case timeout STREAMCD_RUN_TIMEOUT=10
 expect "timeout: exit status" 1 "$RC"
-if grep -q "^build\.sh: run: no 'streamcd: dom0 ready' within STREAMCD_RUN_TIMEOUT=20 s" "$ERR_F"; then
-	pass "timeout: the error names STREAMCD_RUN_TIMEOUT=20"
+if grep -q "^build\.sh: run: no 'streamcd: dom0 ready' within STREAMCD_RUN_TIMEOUT=10 s" "$ERR_F"; then
+	pass "timeout: the error names STREAMCD_RUN_TIMEOUT=10"
 else
-	fail "timeout: no error naming STREAMCD_RUN_TIMEOUT=20"
+	fail "timeout: no error naming STREAMCD_RUN_TIMEOUT=10"
 fi
 # The last console line shown in the error is the console's last line.
 shown=$(grep -A "$((LIMIT))" 'the last console lines:' "$ERR_F" | grep -c '^    ' || true)
 if ((shown > 0)); then pass "timeout: the error shows $shown console lines"; else fail "timeout: no console lines in the error"; fi
-if ((TOOK >= 20 && TOOK < 40)); then pass "timeout: ended after $TOOK s"; else fail "timeout: ended after $TOOK s, not ~20"; fi
+if ((TOOK >= 10 && TOOK < 30)); then pass "timeout: ended after $TOOK s"; else fail "timeout: ended after $TOOK s, not ~10"; fi
 no_leftovers timeout "$PORT"
 
 # 4. STREAMCD_APPEND with streamcd.launch=NAME: dom0 starts the guest and
