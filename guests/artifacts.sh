@@ -79,7 +79,12 @@ artifact_fetch() {
 		ARTIFACT_PATH=$dest
 		return 0
 	fi
-	mkdir -p "${dest%/*}"
+	# Called where set -e does not apply: each write is checked (a full or
+	# read-only disk is a reason to give, not a reason to go on).
+	if ! mkdir -p "${dest%/*}"; then
+		artifact_why "artifact $file: cannot write the artifact store ${dest%/*}"
+		return 1
+	fi
 	tmp=$dest.part.$$
 	if [[ -n ${STREAMCD_FROM:-} ]]; then
 		if [[ ! -f $STREAMCD_FROM/$file ]]; then
@@ -92,6 +97,9 @@ artifact_fetch() {
 				log "guests: artifact $file from $STREAMCD_FROM, $algo checked"
 				ARTIFACT_PATH=$dest
 				return 0
+			else
+				rm -f "$tmp"
+				artifact_why "artifact $file: cannot copy $STREAMCD_FROM/$file into ${dest%/*} (disk full?)"
 			fi
 		fi
 	fi
@@ -119,7 +127,11 @@ artifact_fetch() {
 			artifact_why "artifact $file: $url refused: $why"
 			continue
 		fi
-		mv "$tmp" "$dest"
+		if ! mv "$tmp" "$dest"; then
+			rm -f "$tmp"
+			artifact_why "artifact $file: cannot keep it in ${dest%/*}"
+			continue
+		fi
 		log "guests: artifact $file from $url, $algo checked"
 		ARTIFACT_PATH=$dest
 		return 0
