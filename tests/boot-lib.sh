@@ -21,3 +21,36 @@ boot_test() {
 	env "$@" python3 "$BOOT_TOP/tests/boot.py" "$scenario" \
 		--log "$BOOT_LOGS/$(basename "$0" .sh).console"
 }
+
+# junit_cases FILE: one line per testcase of a JUnit file (the matrix's):
+# NAME KIND MESSAGE, KIND pass, failure or skipped. Fails if the file does
+# not parse or a testcase has no time in seconds.
+junit_cases() {
+	python3 - "$1" <<-'EOF'
+		import sys, xml.etree.ElementTree as ET
+		for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+		    kind = "failure" if tc.find("failure") is not None else \
+		        "skipped" if tc.find("skipped") is not None else "pass"
+		    msg = (tc.find(kind).get("message") if kind != "pass" else "") or ""
+		    float(tc.get("time"))
+		    print(tc.get("name"), kind, msg)
+	EOF
+}
+
+# junit_check FILE CASE RESULT...: the file parses; each CASE has a
+# testcase with that RESULT (pass, failure, skipped). Prints a summary, or
+# what differs.
+junit_check() {
+	local rows got
+	rows=$(junit_cases "$1") || return 1
+	shift
+	while (($# >= 2)); do
+		got=$(awk -v n="$1" '$1 == n { $1 = ""; print substr($0, 2) }' <<<"$rows")
+		if [[ ${got%% *} != "$2" ]]; then
+			echo "$1: ${got:-missing}, wanted $2"
+			return 1
+		fi
+		shift 2
+	done
+	echo "$(grep -c . <<<"$rows") testcases: $(awk '{ print $1, $2 }' <<<"$rows" | sort | sed ':a;N;$!ba;s/\n/, /g')"
+}

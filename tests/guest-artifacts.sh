@@ -27,7 +27,7 @@ OUT=$REPO/out
 
 # --- the "upstream" files, made here -------------------------------------
 up=$work/upstream
-mkdir -p "$up" "$work/initramfs" "$work/cd/isolinux" "$work/set/bin" "$work/set/etc" "$work/set/var/spool"
+mkdir -p "$up" "$work/initramfs" "$work/cd/isolinux"
 gcc -Os -static -o "$work/initramfs/init" "$TESTS_DIR/iso-test-init.c"
 (cd "$work/initramfs" && echo init | cpio -o -H newc --quiet) >"$up/testos-initrd.cpio"
 cp "$OUT/guest-kernel/vmlinuz" "$up/testos-vmlinuz"
@@ -217,13 +217,7 @@ rc=0
 "$REPO/build.sh" matrix --store "$B/store" --out "$work/matrix" 'guest-testos-*' >"$work/out" 2>&1 || rc=$?
 cat "$work/out"
 expect "the matrix of the test's guests" 0 "$rc"
-python3 - "$work/matrix/junit.xml" <<-'EOF' >"$work/out" 2>&1 || true
-	import sys, xml.etree.ElementTree as ET
-	for tc in ET.parse(sys.argv[1]).getroot().iter("testcase"):
-	    kind = "failure" if tc.find("failure") is not None else "skipped" if tc.find("skipped") is not None else "pass"
-	    msg = tc.find(kind).get("message") if kind != "pass" else ""
-	    print(tc.get("name"), kind, msg)
-EOF
+junit_cases "$work/matrix/junit.xml" >"$work/out" 2>&1 || true
 says "the HVM recipe booted its CD" "^guest-testos-hvm pass"
 says "the PV recipe booted with its FFS disk" "^guest-testos-pv pass"
 says "the recipe left out is a SKIP with its reason" "^guest-testos-gone skipped the build left it out of the catalogue: image testos-gone: artifact testos-gone.img: "

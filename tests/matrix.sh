@@ -22,26 +22,6 @@ left() {
 	pgrep -af -- "$1" | grep -v -e pgrep -e "tests/matrix.sh" || true
 }
 
-# junit_check FILE CASE RESULT...: the file parses; each CASE has a
-# testcase with that RESULT (pass, failure, skipped).
-junit_check() {
-	python3 - "$@" <<-'EOF'
-		import sys, xml.etree.ElementTree as ET
-		root = ET.parse(sys.argv[1]).getroot()
-		got = {}
-		for tc in root.iter("testcase"):
-		    kind = "failure" if tc.find("failure") is not None else \
-		        "skipped" if tc.find("skipped") is not None else "pass"
-		    msg = (tc.find(kind).get("message") if kind != "pass" else "") or ""
-		    got[tc.get("name")] = (kind, msg, float(tc.get("time")))
-		args = sys.argv[2:]
-		for name, want in zip(args[::2], args[1::2]):
-		    kind, msg, t = got.get(name, ("missing", "", 0))
-		    assert kind == want, f"{name}: {kind} {msg!r}, wanted {want}"
-		print(f"{len(got)} testcases: " + ", ".join(f"{k} {v[0]}" for k, v in sorted(got.items())))
-	EOF
-}
-
 mapfile -t cases < <("$REPO/build.sh" matrix --list)
 expect "--list: the fixed cases first" \
 	"bios-cd uefi-cd bios-usb uefi-usb bare debug noserver tampered gdbsx iommu launcher" "${cases[*]:0:11}"
