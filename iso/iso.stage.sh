@@ -23,7 +23,7 @@ ISOLINUX_DIR=$OUT/syslinux
 # ldlinux.c32 is ISOLINUX's second half; libcom32 (and libutil, for the
 # menu) are what mboot.c32 and menu.c32 link against. menu.c32 rather than
 # vesamenu.c32: text mode also works over the serial line.
-ISOLINUX_FILES=(ldlinux.c32 libcom32.c32 libutil.c32 menu.c32 mboot.c32)
+ISOLINUX_FILES=(ldlinux.c32 libcom32.c32 libutil.c32 menu.c32 mboot.c32 bootmedia.c32)
 
 # UEFI firmware loads the GRUB image from the ESP whole and uncompressed,
 # and an EFI image cannot hold compressed modules. So the image carries

@@ -9,7 +9,9 @@
 # Sourced by build.sh, which provides log, die, log_run, debian_source,
 # install_missing, ensure_deb_src, stage_build, TOP and OUT.
 # Outputs in $OUT/syslinux/: isolinux.bin, isohdpfx.bin (the isohybrid
-# MBR), ldlinux.c32, libcom32.c32, libutil.c32, menu.c32, mboot.c32.
+# MBR), ldlinux.c32, libcom32.c32, libutil.c32, menu.c32, mboot.c32, and
+# bootmedia.c32 (ours, iso/bootmedia.c: tells the initrd whether ISOLINUX
+# was started from a CD or from a disk), built as a module of that tree.
 stage_register syslinux 75 "ISOLINUX for the ISO's BIOS side, from Debian's syslinux
 source with a lean libcom32: out/syslinux/"
 
@@ -35,13 +37,14 @@ declare -A SYSLINUX_FILES=(
 	[libutil.c32]=com32/libutil/libutil.c32
 	[menu.c32]=com32/menu/menu.c32
 	[mboot.c32]=com32/mboot/mboot.c32
+	[bootmedia.c32]=com32/modules/bootmedia.c32
 )
 
 syslinux_inputs_hash() {
 	local p
 	{
 		printf '%s\n' "$SYSLINUX_VERSION" "${SYSLINUX_PACKAGES[*]}"
-		cat /dev/null "${SYSLINUX_PATCHES[@]}"
+		cat /dev/null "${SYSLINUX_PATCHES[@]}" "$TOP/iso/bootmedia.c"
 		for p in gcc binutils nasm; do dpkg-query -W -f='${Package} ${Version}\n' "$p"; done
 		declare -f syslinux_build syslinux_check_symbols debian_source log_run
 		declare -p SYSLINUX_FILES
@@ -55,7 +58,7 @@ syslinux_inputs_hash() {
 # the boot menu.
 syslinux_check_symbols() {
 	local dir=$1 core=$2 m missing
-	for m in libcom32.c32 libutil.c32 menu.c32 mboot.c32; do
+	for m in libcom32.c32 libutil.c32 menu.c32 mboot.c32 bootmedia.c32; do
 		missing=$(comm -23 <(nm -D --undefined-only "$dir/$m" | awk '$1 == "U" { print $2 }' | sort -u) \
 			<({
 				nm -D --defined-only "$core"
@@ -82,6 +85,12 @@ syslinux_build() {
 	# debian/rules unsets LDFLAGS too: syslinux links with its own.
 	log_run syslinux env -u LDFLAGS -u CFLAGS make -C "$src" bios PYTHON=python3 -j"$(nproc)" \
 		DATE="$(date -u -d "@$epoch" +%Y%m%d)" HEXDATE="$(printf '0x%x' "$epoch")"
+	# Our module, with the rules and flags of the tree's own modules.
+	cp "$TOP/iso/bootmedia.c" "$src/com32/modules/"
+	log_run syslinux env -u LDFLAGS -u CFLAGS make -C "$src/bios/com32/modules" \
+		-f "$src/com32/modules/Makefile" SRC="$src/com32/modules" OBJ="$src/bios/com32/modules" \
+		objdir="$src/bios" topdir="$src" MAKEDIR="$src/mk" FIRMWARE=BIOS FWCLASS=BIOS ARCH=i386 \
+		LDLINUX=ldlinux.c32 bootmedia.c32
 	for f in "${!SYSLINUX_FILES[@]}"; do
 		cp "$src/bios/${SYSLINUX_FILES[$f]}" "$dir/$f"
 	done

@@ -7,7 +7,9 @@
 #  - second boot (UEFI) with no NIC at all: dom0 from the cache alone, the
 #    guest still listed as cached;
 #  - the cache filled up by something else: said, and the boot goes on;
-#  - its filesystem damaged: said, made again, and the boot goes on.
+#  - its filesystem damaged: said, made again, and the boot goes on;
+#  - the image on a read-only disk (BIOS: ISOLINUX says streamcd.media=disk):
+#    said at once, no cache, and the boot goes on.
 set -eu
 . "$(dirname "$0")/boot-lib.sh"
 
@@ -96,9 +98,14 @@ read -r start _ < <(cache_part)
 dd if=/dev/zero of="$stick" bs=1024 seek=$((start / 2 + 1)) count=1 conv=notrunc status=none
 case_run damaged stick-bad "is damaged \(it does not mount\): making it again, empty" STREAMCD_FIRMWARE=bios
 
+# The boot loader says "disk" here too; the search ends at the read-only
+# disk instead of waiting for a writable one.
+case_run readonly stick-bad "booted from a disk, but no writable one holds the image" \
+	STREAMCD_FIRMWARE=bios STREAMCD_MEDIA=disk
+
 rm -rf "$work"
 if ((fails)); then
-	echo "FAIL: $fails of 5 stick checks failed"
+	echo "FAIL: $fails of 6 stick checks failed"
 	exit 1
 fi
-echo "PASS: a stick keeps its cache, boots offline from it, and survives a full and a damaged cache"
+echo "PASS: a stick keeps its cache, boots offline from it, survives a full and a damaged cache, and a read-only disk boots without one"

@@ -46,8 +46,14 @@ cat "$work/a/iso/sizes.txt"
 
 XEN='Xen version 4\.17[^\n]* debug=n'
 XEN_DEBUG='Xen version 4\.17[^\n]* debug=y'
-DOM0='ISO-TEST-INIT: cmdline: console=hvc0 quiet$'
-LINUX='ISO-TEST-INIT: cmdline: [^\n]*console=ttyS0,115200 console=tty0 quiet'
+# ISOLINUX (bootmedia.c32) says where it read the image from:
+# streamcd.media=cd or disk. GRUB cannot tell (UEFI firmware shows it the
+# El Torito image of a stick as a CD too) and says nothing.
+DOM0='ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.media=cd$'
+DOM0_DISK='ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.media=disk$'
+DOM0_UEFI='ISO-TEST-INIT: cmdline: console=hvc0 quiet$'
+LINUX='ISO-TEST-INIT: cmdline: [^\n]*console=ttyS0,115200 console=tty0 quiet streamcd.media=cd( |$)'
+LINUX_UEFI='ISO-TEST-INIT: cmdline: [^\n]*console=ttyS0,115200 console=tty0 quiet$'
 KERNEL='ISO-TEST-INIT: Linux version 6\.1'
 # Ctrl-N moves down one entry in both menus; waiting for the menu's own
 # text keeps the keys from arriving before it listens.
@@ -70,22 +76,22 @@ boot() {
 }
 
 boot bios-cd-default bios cdrom "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot bios-disk-default bios disk "$XEN" "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot uefi-cd-default uefi cdrom "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
-boot uefi-disk-default uefi disk "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0" "$KERNEL" 'hypervisor=xen'
+boot bios-disk-default bios disk "$XEN" "$DOM0_DISK" "$KERNEL" 'hypervisor=xen'
+boot uefi-cd-default uefi cdrom "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0_UEFI" "$KERNEL" 'hypervisor=xen'
+boot uefi-disk-default uefi disk "$XEN" 'Bootloader: GRUB' 'EFI RAM map' "$DOM0_UEFI" "$KERNEL" 'hypervisor=xen'
 boot bios-linux bios cdrom --key "$BIOS_MENU=$N\r" "$LINUX" "$KERNEL" 'hypervisor=none'
-boot uefi-linux uefi cdrom --key "$UEFI_MENU=$N\r" "$LINUX" "$KERNEL" 'hypervisor=none'
+boot uefi-linux uefi cdrom --key "$UEFI_MENU=$N\r" "$LINUX_UEFI" "$KERNEL" 'hypervisor=none'
 boot bios-debug bios cdrom --key "$BIOS_MENU=$N$N\r" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
-	'ISO-TEST-INIT: cmdline: console=hvc0$' 'hypervisor=xen'
+	'ISO-TEST-INIT: cmdline: console=hvc0 streamcd.media=cd$' 'hypervisor=xen'
 boot uefi-debug uefi cdrom --key "$UEFI_MENU=$N$N\r" "$XEN_DEBUG" 'loglvl=all guest_loglvl=all' \
 	'ISO-TEST-INIT: cmdline: console=hvc0$' 'hypervisor=xen'
 boot bios-noprefetch bios cdrom --key "$BIOS_MENU=$N$N$N\r" "$XEN" \
-	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0$' 'hypervisor=xen'
+	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0 streamcd.media=cd$' 'hypervisor=xen'
 boot uefi-noprefetch uefi cdrom --key "$UEFI_MENU=$N$N$N\r" "$XEN" \
 	'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.prefetch=0$' 'hypervisor=xen'
 # The help's recipe: Tab, then the options before the last " --- initrd".
 initrd_tail=' --- /boot/initrd.img'
 back=$(printf '\\x02%.0s' $(seq ${#initrd_tail}))
 boot bios-edited-line bios cdrom --key "$BIOS_MENU=\t$back streamcd.url=http://10.0.2.2:8/ streamcd.version=3\r" \
-	"$XEN" 'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.url=http://10.0.2.2:8/ streamcd.version=3$'
+	"$XEN" 'ISO-TEST-INIT: cmdline: console=hvc0 quiet streamcd.media=cd streamcd.url=http://10.0.2.2:8/ streamcd.version=3$'
 finish

@@ -149,6 +149,17 @@ expect "no such file: status 1" 1 "$(status "$TOOL" "$work/nothing")"
 says "no such file: names it" "cannot open $work/nothing"
 expect "no disk holds the image here: status 2" 2 "$(status "$TOOL" --wait 0)"
 says "and says so" "no writable disk holds the STREAMCD image"
+# --expect (the boot loader read the image from a disk): no giving up after
+# a second because no USB disk is being probed; the whole --wait.
+t0=$(date +%s%N)
+expect "--expect: no disk here either: status 2" 2 "$(status "$TOOL" --expect --wait 2)"
+waited=$((($(date +%s%N) - t0) / 1000000))
+if ((waited >= 2000)); then
+	pass "--expect --wait 2 looked for 2 s ($waited ms)"
+else
+	fail "--expect --wait 2 gave up after $waited ms"
+fi
+says "--expect: says how long it looked" "no disk holding the STREAMCD image showed up within 2 s"
 expect "--help" 0 "$(status "$TOOL" --help)"
 says "--help: usage" "^Usage: streamcd-stick"
 expect "a bad option: status 1" 1 "$(status "$TOOL" --no-such-option)"

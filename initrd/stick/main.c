@@ -36,17 +36,22 @@ static const char usage[] =
     "  --volid ID     the ISO volume ID to look for (default STREAMCD)\n"
     "  --min-mib N    the smallest cache partition worth making (default 64)\n"
     "  --wait S       how long USB disks may take to appear (default 10)\n"
+    "  --expect       the image was booted from a disk (the boot loader says so):\n"
+    "                 look for it all --wait seconds, not only while a USB disk is\n"
+    "                 being probed\n"
     "  -n, --dry-run  say what would be done, write nothing\n"
     "  -q, --quiet    no messages but errors\n"
     "  -h, --help\n"
     "\n"
-    "Exit status: 0 done, 1 error, 2 no streamcd disk found, 3 no room for a\n"
-    "cache (or no free MBR slot).\n";
+    "Exit status: 0 done, 1 error, 2 no writable streamcd disk found (none, or\n"
+    "the one holding the image is read-only), 3 no room for a cache (or no free\n"
+    "MBR slot).\n";
 
 struct opts {
 	const char *volid;
 	uint64_t min_sectors;
 	unsigned wait; /* seconds */
+	int expect;
 	int dry_run;
 };
 
@@ -110,17 +115,25 @@ static int size_of(int fd, uint64_t *ret)
 }
 
 /* A whole disk that could be a stick: no loop, RAM, optical, device-mapper
- * or RAID device, and not read-only. */
+ * or RAID device. */
 static int candidate(const char *name)
 {
 	static const char *const skip[] = { "loop", "ram", "zram", "sr", "dm-", "md", "nbd", "fd" };
-	char path[300], ro[8];
 
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
 		if (!strncmp(name, skip[i], strlen(skip[i])))
 			return 0;
-	return pathf(path, sizeof(path), "/sys/block/%s/ro", name) == 0 &&
-	       read_text(path, ro, sizeof(ro)) == 0 && !strcmp(ro, "0");
+	return 1;
+}
+
+/* A write-protected stick, or the ISO on a read-only disk: it holds the
+ * image but can keep no cache. */
+static int read_only(const char *name)
+{
+	char path[300], ro[8];
+
+	return pathf(path, sizeof(path), "/sys/block/%s/ro", name) < 0 ||
+	       read_text(path, ro, sizeof(ro)) < 0 || strcmp(ro, "0");
 }
 
 static int holds_image(const char *dev, const char *volid)
@@ -187,9 +200,11 @@ static int usb_disk_pending(void)
 	return pending;
 }
 
-/* The first disk holding the image, in RET. USB disks appear a while
- * after the kernel starts: keep looking while one is being probed, and
- * for at least a second (its hub may not have reported it yet). */
+/* The first disk holding the image, in RET; -EROFS if that disk is
+ * read-only. USB disks appear a while after the kernel starts: keep looking
+ * while one is being probed, and for at least a second (its hub may not
+ * have reported it yet); with --expect, as long as --wait allows, since a
+ * busy machine may take longer than that to even see the stick. */
 static int find_disk(const struct opts *o, char *ret, size_t len)
 {
 	uint64_t t0 = now_ms();
@@ -211,12 +226,12 @@ static int find_disk(const struct opts *o, char *ret, size_t len)
 			if (holds_image(dev, o->volid)) {
 				snprintf(ret, len, "%s", dev);
 				closedir(d);
-				return 0;
+				return read_only(de->d_name) ? -EROFS : 0;
 			}
 		}
 		closedir(d);
 		if (now_ms() - t0 >= o->wait * 1000ull ||
-		    (now_ms() - t0 >= 1000 && !usb_disk_pending()))
+		    (!o->expect && now_ms() - t0 >= 1000 && !usb_disk_pending()))
 			return -ENODEV;
 		usleep(200 * 1000);
 	}
@@ -370,6 +385,7 @@ int main(int argc, char **argv)
 		{ "volid", required_argument, NULL, 'V' },
 		{ "min-mib", required_argument, NULL, 'm' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "expect", no_argument, NULL, 'e' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -400,6 +416,9 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'e':
+			o.expect = 1;
+			break;
 		case 'n':
 			o.dry_run = 1;
 			break;
@@ -420,9 +439,21 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return run(&o, argv[optind]);
-	if (find_disk(&o, disk, sizeof(disk)) < 0) {
-		note("no writable disk holds the %s image (booted from a CD?)\n", o.volid);
+	switch (find_disk(&o, disk, sizeof(disk))) {
+	case 0:
+		break;
+	case -EROFS:
+		note("the %s image is on %s, which is read-only: no cache there\n", o.volid, disk);
 		return EXIT_NODISK;
+	case -ENODEV:
+		if (o.expect)
+			note("no disk holding the %s image showed up within %u s\n", o.volid,
+			     o.wait);
+		else
+			note("no writable disk holds the %s image (booted from a CD?)\n", o.volid);
+		return EXIT_NODISK;
+	default:
+		return 1;
 	}
 	note("the image is on %s\n", disk);
 	return run(&o, disk);
