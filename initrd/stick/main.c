@@ -224,9 +224,12 @@ static int find_disk(const struct opts *o, char *ret, size_t len)
 			    pathf(dev, sizeof(dev), "/dev/%s", de->d_name) < 0)
 				continue;
 			if (holds_image(dev, o->volid)) {
+				/* de lives in d: read it before closedir. */
+				int ro = read_only(de->d_name);
+
 				snprintf(ret, len, "%s", dev);
 				closedir(d);
-				return read_only(de->d_name) ? -EROFS : 0;
+				return ro ? -EROFS : 0;
 			}
 		}
 		closedir(d);
