@@ -65,6 +65,13 @@ hc_umount() {
 	return 1
 }
 
+# whole_sha MNT: SHA-256 of the mounted image, read in 1 MiB pieces.
+whole_sha() {
+	local out
+	out=$(set -o pipefail; dd if="$1/root" bs=1M status=none | sha256sum) || return 1
+	echo "${out%% *}"
+}
+
 # stat_of MNT KEY: one counter from the mount's .stats file.
 stat_of() {
 	awk -v k="$2" '$1 == k { print $2 }' "$1/.stats"

@@ -20,12 +20,6 @@ THIRD=$((BLOCKS / 3))
 # Quick failures, no read-ahead or download-ahead: every fetch is a read's.
 FAST=(-t 2 -R 1 -r 0 -P off)
 
-# whole_sha MNT: SHA-256 of the mounted image, read in 1 MiB pieces.
-whole_sha() {
-	local out
-	out=$(set -o pipefail; dd if="$1/root" bs=1M status=none | sha256sum) || return 1
-	echo "${out%% *}"
-}
 
 log "three nginx mirrors; two die after the first third is read"
 serve_nginx "$work/store" A

@@ -15,8 +15,6 @@ fixture_load
 work=
 tmpdir_make work
 
-whole_sha() { sha256sum <"$1/root" | cut -d' ' -f1; }
-
 # refused WHAT PATTERN URL [mount options]: the mount fails with status 1
 # and PATTERN in its message.
 refused() {

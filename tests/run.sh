@@ -9,7 +9,7 @@ cd "$TOP"
 
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
-	hcloop-mirrors-san hcloop-prefetch-san
+	hcloop-peers hcloop-mirrors-san hcloop-prefetch-san hcloop-peers-san
 	hcloop-static stick delayproxy
 	xenelf-fix matrix guest-artifacts boot-signed boot-stick
 	run-noninteractive
@@ -48,6 +48,7 @@ san_run() {
 t_hcloop-faults-san() { san_run hcloop-faults; }
 t_hcloop-offline-san() { san_run hcloop-offline; }
 t_hcloop-mirrors-san() { san_run hcloop-mirrors; }
+t_hcloop-peers-san() { san_run hcloop-peers; }
 t_hcloop-prefetch-san() { san_run hcloop-prefetch; }
 
 if [[ ${1:-} == --list ]]; then printf '%s\n' "${ALL[@]}"; exit 0; fi

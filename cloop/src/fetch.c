@@ -6,7 +6,15 @@
  * A mirror that fails is down for a while (doubling with each failure in a
  * row); one that serves a block with a wrong hash is distrusted for
  * opts.distrust seconds. Now and then a transfer goes to another mirror
- * to measure it, so a recovered or faster one is used again. */
+ * to measure it, so a recovered or faster one is used again.
+ *
+ * Peers (a demo booth's booted machines serving their caches) come from a
+ * list the booth publishes, re-read by a thread of their own; they take
+ * slots after the mirrors and are tried first, each block at the peer its
+ * hash picks, so that a room's load spreads over them. A peer's 404 only
+ * means it does not hold that block: on to the next, nothing held against
+ * it. A peer that lies is distrusted like a mirror; one that leaves fails
+ * like a mirror, and the next one takes over at once. */
 #include "fetch.h"
 
 #include <curl/curl.h>
@@ -47,6 +55,9 @@ struct mirror {
 	double distrust_until; /* served a wrong block: avoided until then */
 	unsigned fails;	       /* failures in a row */
 	uint64_t fetched, bytes, errors, bad;
+	int peer;	  /* from the peer list: tried before the mirrors */
+	int gone;	  /* a peer no longer listed: never picked */
+	uint64_t missing; /* a peer's 404s: blocks it does not hold */
 };
 
 struct xfer {
@@ -75,6 +86,12 @@ struct hc_fetcher {
 	struct queue q[Q_ACTIVE + 1];
 	struct xfer *xfers, *free_xfers;
 	uint64_t requests, fetched, bytes, retries, failures, http2, failovers;
+	/* The peer list's thread: woken early only to stop. */
+	pthread_t peers_thread;
+	int peers_started;
+	pthread_cond_t peers_cond;
+	unsigned npeers;
+	uint64_t peer_lists, peer_list_errors;
 };
 
 void hc_fetch_opts_default(struct hc_fetch_opts *o)
@@ -90,6 +107,8 @@ void hc_fetch_opts_default(struct hc_fetch_opts *o)
 	o->bg_rate = 0;
 	o->distrust = 300;
 	o->probe_interval = 10;
+	o->peers = NULL;
+	o->peers_interval = 10;
 }
 
 int hc_fetch_global_init(void)
@@ -236,20 +255,32 @@ unsigned hc_fetch_bg_limit(const struct hc_fetch_opts *o)
 	return n && n < o->connections ? n : o->connections;
 }
 
+/* The mirrors in use, a bit each: all but peers no longer listed. */
+static uint64_t live_mask(const hc_fetcher *f)
+{
+	uint64_t all = 0;
+
+	for (unsigned i = 0; i < f->nm; i++)
+		if (!f->m[i].gone)
+			all |= 1ull << i;
+	return all;
+}
+
 /* With the lock held: the mirror for r's next attempt, one it has not
- * tried in this round. The first usable one in the user's order unless
- * a later one is clearly faster; the least recently measured one when a
- * probe is due; with none usable, the one that comes back first. */
+ * tried in this round. A usable peer first, the one r's hash picks among
+ * them; then the first usable mirror in the user's order unless a later
+ * one is clearly faster; the least recently measured one when a probe is
+ * due; with none usable, the one that comes back first. */
 static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
 {
-	unsigned best = f->nm, stalest = f->nm, any = f->nm;
+	unsigned best = f->nm, stalest = f->nm, any = f->nm, npeers = 0, peers[MAX_MIRRORS];
 	double soonest = 0;
 
 	for (unsigned i = 0; i < f->nm; i++) {
 		const struct mirror *m = &f->m[i];
 		double back = m->down_until > m->distrust_until ? m->down_until : m->distrust_until;
 
-		if (r->tried >> i & 1)
+		if (m->gone || r->tried >> i & 1)
 			continue;
 		if (any == f->nm || back < soonest) {
 			any = i;
@@ -257,12 +288,18 @@ static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
 		}
 		if (back > now)
 			continue;
+		if (m->peer) {
+			peers[npeers++] = i;
+			continue;
+		}
 		if (best == f->nm ||
 		    (m->score > 0 && f->m[best].score > 0 && m->score < FASTER * f->m[best].score))
 			best = i;
 		if (stalest == f->nm || m->measured < f->m[stalest].measured)
 			stalest = i;
 	}
+	if (npeers)
+		return peers[((unsigned)r->hash[0] << 8 | r->hash[1]) % npeers];
 	if (best == f->nm)
 		return any == f->nm ? 0 : any;
 	if (stalest != best && now >= f->next_probe) {
@@ -402,6 +439,10 @@ static void judge_mirror(hc_fetcher *f, struct xfer *x, int err, int missing, do
 		}
 		return;
 	}
+	if (missing && m->peer) {
+		m->missing++;
+		return;
+	}
 	m->errors++;
 	if (err == -EBADMSG) {
 		m->bad++;
@@ -430,7 +471,7 @@ static void finish_one(hc_fetcher *f, CURLMsg *msg, double now)
 	uint8_t sum[HC_SHA256_LEN];
 	int missing, err;
 	long version = 0;
-	uint64_t all = f->nm >= 64 ? ~0ull : (1ull << f->nm) - 1;
+	uint64_t all = live_mask(f);
 	unsigned limit = f->o.retries + f->nm;
 
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
@@ -550,6 +591,125 @@ static void *fetch_thread(void *arg)
 	return NULL;
 }
 
+/* With the lock held: whether a transfer is in flight to mirror i (its
+ * slot may not be given to another peer yet). */
+static int in_use(const hc_fetcher *f, unsigned i)
+{
+	for (unsigned k = 0; k < f->o.connections; k++)
+		if (f->xfers[k].req && f->xfers[k].req->mirror == i)
+			return 1;
+	return 0;
+}
+
+unsigned hc_fetcher_set_peers(hc_fetcher *f, char *const *urls, size_t n)
+{
+	unsigned listed = 0, full = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (unsigned i = 0; i < f->nm; i++)
+		if (f->m[i].peer)
+			f->m[i].gone = 1;
+	for (size_t k = 0; k < n; k++) {
+		unsigned i, slot = f->nm;
+		char *url;
+
+		for (i = 0; i < f->nm; i++)
+			if (!strcmp(f->m[i].url, urls[k]))
+				break;
+		if (i < f->nm) {
+			/* A mirror's own URL, a peer listed twice, or a peer back. */
+			if (f->m[i].peer && f->m[i].gone) {
+				f->m[i].gone = 0;
+				listed++;
+			}
+			continue;
+		}
+		for (i = 0; i < f->nm; i++)
+			if (f->m[i].peer && f->m[i].gone && !in_use(f, i)) {
+				slot = i;
+				break;
+			}
+		if (slot == f->nm && f->nm == MAX_MIRRORS) {
+			full++;
+			continue;
+		}
+		url = strdup(urls[k]);
+		if (!url)
+			continue;
+		if (slot < f->nm)
+			free(f->m[slot].url);
+		memset(&f->m[slot], 0, sizeof(f->m[slot]));
+		f->m[slot].url = url;
+		f->m[slot].peer = 1;
+		if (slot == f->nm)
+			f->nm++;
+		listed++;
+	}
+	f->npeers = listed;
+	pthread_mutex_unlock(&f->lock);
+	if (full)
+		hc_warn("%u peers left out: at most %d mirrors and peers", full, MAX_MIRRORS);
+	curl_multi_wakeup(f->multi);
+	return listed;
+}
+
+/* Reads the peer list now and every peers_interval seconds until the
+ * fetcher stops. A list that cannot be read leaves the peers as they are
+ * (said once until it can be read again). */
+static void *peers_thread(void *arg)
+{
+	hc_fetcher *f = arg;
+	int failing = 0;
+
+	pthread_mutex_lock(&f->lock);
+	while (!f->stop) {
+		uint8_t *text = NULL;
+		size_t len = 0, n = 0;
+		char **v = NULL, why[256];
+		struct timespec until;
+		double wait = f->o.peers_interval > 0.1 ? f->o.peers_interval : 0.1;
+		int r;
+
+		pthread_mutex_unlock(&f->lock);
+		r = hc_fetch_file(f->o.peers, &f->o, 1 << 20, &text, &len, why, sizeof(why));
+		if (r == 0)
+			r = hc_peers_parse((const char *)text, len, MAX_MIRRORS, &v, &n);
+		free(text);
+		if (r == 0) {
+			unsigned listed = hc_fetcher_set_peers(f, v, n);
+
+			if (failing)
+				hc_warn("peer list %s readable again: %u peers", f->o.peers,
+					listed);
+			failing = 0;
+			hc_debug("peer list %s: %u peers", f->o.peers, listed);
+		} else if (!failing) {
+			hc_warn("peer list %s: %s: keeping the peers known so far", f->o.peers,
+				r == -ENOMEM ? "out of memory" : why);
+			failing = 1;
+		}
+		hc_urls_free(v, n);
+		pthread_mutex_lock(&f->lock);
+		if (r == 0)
+			f->peer_lists++;
+		else
+			f->peer_list_errors++;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)wait;
+		until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		/* Woken early only by hc_fetcher_free. */
+		while (!f->stop &&
+		       pthread_cond_timedwait(&f->peers_cond, &f->lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
 hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 {
 	hc_fetcher *f = calloc(1, sizeof(*f));
@@ -562,11 +722,13 @@ hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 	if (!f->o.connections)
 		f->o.connections = 1;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->peers_cond, NULL);
 	if (hc_urls_split(urls, &v, &n) < 0 || n > MAX_MIRRORS) {
 		hc_urls_free(v, n);
 		goto fail;
 	}
-	f->m = calloc(n, sizeof(*f->m));
+	/* Room for peers to join. */
+	f->m = calloc(MAX_MIRRORS, sizeof(*f->m));
 	for (size_t i = 0; f->m && i < n; i++) {
 		f->m[i].url = v[i];
 		v[i] = NULL;
@@ -581,7 +743,8 @@ hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 		goto fail;
 	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)f->o.connections);
-	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)(f->o.connections * f->nm));
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(f->o.connections * (f->o.peers ? MAX_MIRRORS / 4 : f->nm)));
 	for (unsigned i = 0; i < f->o.connections; i++) {
 		struct xfer *x = &f->xfers[i];
 
@@ -596,6 +759,11 @@ hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 	if (pthread_create(&f->thread, NULL, fetch_thread, f))
 		goto fail;
 	f->started = 1;
+	if (f->o.peers) {
+		if (pthread_create(&f->peers_thread, NULL, peers_thread, f))
+			goto fail;
+		f->peers_started = 1;
+	}
 	return f;
 fail:
 	hc_fetcher_free(f);
@@ -609,9 +777,13 @@ void hc_fetcher_free(hc_fetcher *f)
 	if (f->started) {
 		pthread_mutex_lock(&f->lock);
 		f->stop = 1;
+		pthread_cond_broadcast(&f->peers_cond);
 		pthread_mutex_unlock(&f->lock);
 		curl_multi_wakeup(f->multi);
 		pthread_join(f->thread, NULL);
+		/* At most one list fetch (opts.timeout and retries) to wait for. */
+		if (f->peers_started)
+			pthread_join(f->peers_thread, NULL);
 	}
 	for (unsigned i = 0; f->xfers && i < f->o.connections; i++)
 		if (f->xfers[i].easy)
@@ -619,6 +791,7 @@ void hc_fetcher_free(hc_fetcher *f)
 	if (f->multi)
 		curl_multi_cleanup(f->multi);
 	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->peers_cond);
 	free(f->xfers);
 	for (unsigned i = 0; i < f->nm; i++)
 		free(f->m[i].url);
@@ -675,6 +848,15 @@ void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *s)
 	s->bg_in_flight = f->bg_active;
 	s->in_flight = f->q[Q_ACTIVE].n;
 	s->queued = f->q[Q_URGENT].n + f->q[Q_BACKGROUND].n + f->q[Q_RETRY].n;
+	s->peers = f->npeers;
+	s->peer_fetched = s->peer_bytes = 0;
+	for (unsigned i = 0; i < f->nm; i++)
+		if (f->m[i].peer) {
+			s->peer_fetched += f->m[i].fetched;
+			s->peer_bytes += f->m[i].bytes;
+		}
+	s->peer_lists = f->peer_lists;
+	s->peer_list_errors = f->peer_list_errors;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -686,9 +868,10 @@ int hc_fetcher_mirrors_text(hc_fetcher *f, char *buf, size_t len)
 	pthread_mutex_lock(&f->lock);
 	for (unsigned i = 0; i < f->nm; i++) {
 		const struct mirror *m = &f->m[i];
-		const char *state = m->distrust_until > now ? "distrusted"
-				    : m->down_until > now   ? "down"
-							    : "up";
+		const char *state = m->gone		      ? "gone"
+				    : m->distrust_until > now ? "distrusted"
+				    : m->down_until > now     ? "down"
+							      : "up";
 		int n = snprintf(buf + off, len - off,
 				 "mirror.%u.url %s\nmirror.%u.state %s\nmirror.%u.fetched %llu\n"
 				 "mirror.%u.bytes %llu\nmirror.%u.errors %llu\nmirror.%u.bad %llu\n"
@@ -696,6 +879,13 @@ int hc_fetcher_mirrors_text(hc_fetcher *f, char *buf, size_t len)
 				 i, m->url, i, state, i, (unsigned long long)m->fetched, i,
 				 (unsigned long long)m->bytes, i, (unsigned long long)m->errors, i,
 				 (unsigned long long)m->bad, i, m->score * 1000);
+
+		if (n >= 0 && (size_t)n < len - off && m->peer) {
+			off += (size_t)n;
+			n = snprintf(buf + off, len - off,
+				     "mirror.%u.peer 1\nmirror.%u.missing %llu\n", i, i,
+				     (unsigned long long)m->missing);
+		}
 
 		if (n < 0 || (size_t)n >= len - off) {
 			pthread_mutex_unlock(&f->lock);

@@ -23,6 +23,11 @@ struct hc_fetch_opts {
 	uint64_t bg_rate;	 /* 0: no cap */
 	double distrust;	 /* seconds a mirror that served a bad block is avoided */
 	double probe_interval;	 /* seconds between probes of the other mirrors */
+	/* A booth's peer list (hc_peers_parse's format), fetched now and
+	 * every peers_interval seconds: its URLs are tried before the
+	 * mirrors; a peer without a block (404) is "not there", not failing. */
+	const char *peers; /* NULL: no peers */
+	double peers_interval;
 };
 void hc_fetch_opts_default(struct hc_fetch_opts *o);
 /* Transfers background fetches may have in flight at once. */
@@ -56,8 +61,12 @@ struct hc_fetch_req {
 	int overflow;
 };
 
-/* urls: a comma-separated mirror list, best first (at most 64). */
+/* urls: a comma-separated mirror list, best first (at most 64, peers
+ * included). */
 hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o);
+/* Replaces the peers with urls[0..n): new ones join, unlisted ones are no
+ * longer used, a mirror's URL is not a peer. Returns how many are listed. */
+unsigned hc_fetcher_set_peers(hc_fetcher *f, char *const *urls, size_t n);
 /* Stops the thread; pending requests complete with -ECANCELED. */
 void hc_fetcher_free(hc_fetcher *f);
 void hc_fetcher_submit(hc_fetcher *f, hc_fetch_req *req);
@@ -69,6 +78,10 @@ struct hc_fetch_stats {
 	uint64_t http2;	    /* transfers that went over HTTP/2 */
 	uint64_t failovers; /* fetches moved to another mirror */
 	unsigned in_flight, queued, bg_in_flight;
+	/* With opts.peers: peers listed now, blocks and bytes they served,
+	 * lists read and lists that could not be read. */
+	unsigned peers;
+	uint64_t peer_fetched, peer_bytes, peer_lists, peer_list_errors;
 };
 void hc_fetcher_stats(hc_fetcher *f, struct hc_fetch_stats *ret);
 /* One block of "mirror.N.KEY VALUE" lines per mirror, for .stats. */

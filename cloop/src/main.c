@@ -79,6 +79,12 @@ static const char usage[] =
     "                             first read: a boot profile for make --profile\n"
     "          --pubkey KEY.pub   accept only an index signed by this key, fetched\n"
     "                             or cached\n"
+    "          --peers URL        a demo booth's peer list (one URL per line:\n"
+    "                             booted machines serving their caches), read\n"
+    "                             now and every --peers-interval seconds (10):\n"
+    "                             blocks are fetched from peers first; a peer\n"
+    "                             without a block (404) is passed over, one that\n"
+    "                             lies is avoided like a mirror\n"
     "      -f, --foreground       stay in the foreground\n"
     "          --rootfs           the mount backs the root filesystem: survive\n"
     "                             switch_root and the new init (argv[0] '@')\n"
@@ -315,7 +321,9 @@ static int cmd_mount(int argc, char **argv)
 		O_PF_RATE,
 		O_PF_MEM,
 		O_TRACE,
-		O_PUBKEY
+		O_PUBKEY,
+		O_PEERS,
+		O_PEERS_INTERVAL
 	};
 	static const struct option lo[] = {
 		{ "version", 1, NULL, 'V' },
@@ -339,6 +347,8 @@ static int cmd_mount(int argc, char **argv)
 		{ "prefetch-mem", 1, NULL, O_PF_MEM },
 		{ "trace", 1, NULL, O_TRACE },
 		{ "pubkey", 1, NULL, O_PUBKEY },
+		{ "peers", 1, NULL, O_PEERS },
+		{ "peers-interval", 1, NULL, O_PEERS_INTERVAL },
 		{ "verbose", 0, NULL, 'v' },
 		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -406,6 +416,18 @@ static int cmd_mount(int argc, char **argv)
 			break;
 		case O_CACERT:
 			o.dev.fetch.cacert = optarg;
+			break;
+		case O_PEERS:
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8) &&
+			    strncmp(optarg, "file://", 7))
+				return usage_error("--peers %s: give the peer list's URL", optarg);
+			o.dev.fetch.peers = optarg;
+			break;
+		case O_PEERS_INTERVAL:
+			o.dev.fetch.peers_interval = strtod(optarg, &end);
+			if (*end || !(o.dev.fetch.peers_interval >= 0.1 &&
+				      o.dev.fetch.peers_interval < 86400))
+				return usage_error("bad --peers-interval: %s", optarg);
 			break;
 		case 'P':
 			if (!strcmp(optarg, "off"))

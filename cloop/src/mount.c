@@ -24,7 +24,7 @@
 
 enum { INO_ROOT = 1, INO_IMAGE = 2, INO_STATS = 3 };
 #define STATS_NAME ".stats"
-#define STATS_MAX  16384
+#define STATS_MAX  65536
 
 struct fs {
 	hc_dev *dev;

@@ -463,3 +463,48 @@ void hc_urls_free(char **v, size_t n)
 		free(v[i]);
 	free(v);
 }
+
+/* The line [b, b+l) starts with prefix and has more after it. */
+static int starts(const char *b, size_t l, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return l > n && !memcmp(b, prefix, n);
+}
+
+int hc_peers_parse(const char *text, size_t len, size_t max, char ***ret, size_t *ret_n)
+{
+	char **v = calloc(max ? max : 1, sizeof(*v));
+	const char *p = text, *end = text + len;
+	size_t n = 0;
+
+	if (!v)
+		return -ENOMEM;
+	while (p < end && n < max) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end, *b = p;
+
+		p = nl ? nl + 1 : end;
+		while (b < e && isspace((unsigned char)*b))
+			b++;
+		while (e > b && isspace((unsigned char)e[-1]))
+			e--;
+		size_t l = (size_t)(e - b);
+
+		/* The text need not end in a NUL: compare within the line. A URL
+		 * has no blanks: a line with one is not a peer. */
+		if (!(starts(b, l, "http://") || starts(b, l, "https://") ||
+		      starts(b, l, "file://")) ||
+		    memchr(b, ' ', l) || memchr(b, '\t', l))
+			continue;
+		v[n] = strndup(b, l);
+		if (!v[n]) {
+			hc_urls_free(v, n);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}

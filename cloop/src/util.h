@@ -101,5 +101,9 @@ int hc_urls_split(const char *list, char ***ret, size_t *ret_n);
 /* The same list back: "A,B,...". */
 char *hc_urls_join(char *const *v, size_t n);
 void hc_urls_free(char **v, size_t n);
+/* A peer list as a booth server publishes it: one http:// or https:// URL
+ * per line; blank lines, # comments and anything else are skipped. At
+ * most max URLs, in order; *ret_n may be 0. */
+int hc_peers_parse(const char *text, size_t len, size_t max, char ***ret, size_t *ret_n);
 
 #endif

@@ -747,6 +747,126 @@ static void test_mirrors(void)
 	hc_index_free(idx);
 }
 
+/* Puts block b's file from the store into DIR, laid out like a store (as
+ * a peer's disk cache is), damaged if asked. */
+static void peer_copy(const hc_index *idx, uint64_t b, const char *dir, int damage)
+{
+	char rel[HC_BLOCK_PATH_LEN], from[PATH_MAX], to[PATH_MAX];
+	uint8_t *data;
+	size_t len;
+
+	hc_block_path(idx->entries[b].hash, rel);
+	pathf(from, "%s/%s", store, rel);
+	pathf(to, "%s/%s", dir, rel);
+	/* Every directory on the way: DIR, blocks/, blocks/ab/. */
+	mkdir(dir, 0755);
+	for (char *slash = to + strlen(dir); (slash = strchr(slash + 1, '/'));) {
+		*slash = '\0';
+		mkdir(to, 0755);
+		*slash = '/';
+	}
+	data = slurp(from, &len);
+	if (!data)
+		return;
+	if (damage && len > 7)
+		data[7] ^= 0x5a;
+	write_file(to, data, len);
+	free(data);
+}
+
+/* A booth's peers (--peers): a list file names them; the blocks come from
+ * peers before the store; a peer without a block is passed over (no error
+ * held against it), a lying one distrusted, a dead one failed over, and a
+ * new list replaces the old. */
+static void test_peers(void)
+{
+	char half[PATH_MAX], liar[PATH_MAX], list[PATH_MAX], text[4 * PATH_MAX + 256];
+	char purl[PATH_MAX + 16];
+	uint8_t sum[HC_SHA256_LEN];
+	struct hc_dev_opts o;
+	hc_index *idx = load(NULL, NULL);
+	hc_dev *d;
+	int r;
+
+	if (!idx)
+		return;
+	pathf(half, "%s/peer-half", root);
+	pathf(liar, "%s/peer-liar", root);
+	pathf(list, "%s/peers.txt", root);
+	for (uint64_t b = 0; b < idx->block_count; b++) {
+		if (idx->entries[b].codec == HC_CODEC_ZERO)
+			continue;
+		if (b % 2 == 0)
+			peer_copy(idx, b, half, 0);
+		if (b % 10 == 5 && sole_block(idx, b))
+			peer_copy(idx, b, liar, 1);
+	}
+	/* The store's own URL listed too: a mirror is not a peer. */
+	snprintf(text, sizeof(text),
+		 "# streamcd booth peers\nfile://%s\n\n  file://%s  \nhttp://127.0.0.1:1\n%s\nnot "
+		 "a url\n",
+		 half, liar, url);
+	write_file(list, text, strlen(text));
+	snprintf(purl, sizeof(purl), "file://%s", list);
+	hc_dev_opts_default(&o);
+	fetch_opts(&o.fetch);
+	o.workers = 2;
+	o.readahead = 0;
+	o.prefetch = HC_PREFETCH_OFF;
+	o.fetch.peers = purl;
+	o.fetch.peers_interval = 0.2;
+	quiet(1);
+	d = open_opts(url, "img", &o, NULL);
+	if (!d) {
+		quiet(0);
+		hc_index_free(idx);
+		return;
+	}
+	for (int i = 0; i < 100 && stat_of(d, "peers") != 3; i++)
+		usleep(50 * 1000);
+	check(stat_of(d, "peers") == 3, "peers: %llu listed, want 3",
+	      (unsigned long long)stat_of(d, "peers"));
+	r = read_all(d, IMAGE_SIZE, sum);
+	check(r == 0 && !memcmp(sum, sha1, HC_SHA256_LEN), "peers: whole image: %d", r);
+	check(stat_of(d, "read_errors") == 0, "peers: read errors");
+	check(stats_has(d, "mirror.1.peer 1\n") && stat_of(d, "mirror.1.fetched") > 0,
+	      "peers: the half peer served %llu",
+	      (unsigned long long)stat_of(d, "mirror.1.fetched"));
+	check(stat_of(d, "mirror.1.missing") > 0 && stat_of(d, "mirror.1.errors") == 0,
+	      "peers: the half peer's misses (%llu) are not errors (%llu)",
+	      (unsigned long long)stat_of(d, "mirror.1.missing"),
+	      (unsigned long long)stat_of(d, "mirror.1.errors"));
+	check(stat_of(d, "mirror.2.bad") >= 1 && stats_has(d, "mirror.2.state distrusted\n"),
+	      "peers: the lying peer distrusted (%llu bad)",
+	      (unsigned long long)stat_of(d, "mirror.2.bad"));
+	check(stat_of(d, "mirror.3.errors") >= 1, "peers: the dead peer failed over");
+	check(stat_of(d, "peer_fetched_blocks") == stat_of(d, "mirror.1.fetched"),
+	      "peers: peer_fetched_blocks %llu",
+	      (unsigned long long)stat_of(d, "peer_fetched_blocks"));
+	check(stat_of(d, "mirror.0.fetched") > 0, "peers: the store served what no peer had");
+	/* A new list: only the half peer is left. */
+	snprintf(text, sizeof(text), "file://%s\n", half);
+	write_file(list, text, strlen(text));
+	for (int i = 0; i < 100 && stat_of(d, "peers") != 1; i++)
+		usleep(50 * 1000);
+	check(stat_of(d, "peers") == 1, "peers: %llu listed after the new list, want 1",
+	      (unsigned long long)stat_of(d, "peers"));
+	check(stats_has(d, "mirror.2.state gone\n"), "peers: the unlisted liar is gone");
+	check(stat_of(d, "peer_lists") >= 2 && stat_of(d, "peer_list_errors") == 0,
+	      "peers: lists read %llu, failed %llu", (unsigned long long)stat_of(d, "peer_lists"),
+	      (unsigned long long)stat_of(d, "peer_list_errors"));
+	/* A list that cannot be read keeps the peers known so far. */
+	unlink(list);
+	for (int i = 0; i < 100 && stat_of(d, "peer_list_errors") == 0; i++)
+		usleep(50 * 1000);
+	check(stat_of(d, "peer_list_errors") >= 1 && stat_of(d, "peers") == 1,
+	      "peers: an unreadable list keeps the peer (%llu listed)",
+	      (unsigned long long)stat_of(d, "peers"));
+	hc_dev_close(d);
+	quiet(0);
+	hc_index_free(idx);
+}
+
 /* Download-ahead of a profile, then of everything ("fill"); a trace
  * records first reads in order. */
 static void test_prefetch(void)
@@ -919,6 +1039,7 @@ int main(void)
 			hc_dev_close(d);
 		}
 		test_mirrors();
+		test_peers();
 		test_prefetch();
 		test_faults();
 		test_diskcache();
