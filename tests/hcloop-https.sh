@@ -28,11 +28,7 @@ http {
     access_log off;
     sendfile on;
     default_type application/octet-stream;
-    client_body_temp_path "$work/nginx/tmp/body";
-    proxy_temp_path "$work/nginx/tmp/proxy";
-    fastcgi_temp_path "$work/nginx/tmp/fastcgi";
-    uwsgi_temp_path "$work/nginx/tmp/uwsgi";
-    scgi_temp_path "$work/nginx/tmp/scgi";
+$(nginx_temps "$work/nginx/tmp")
     server {
         listen 127.0.0.1:$port ssl http2;
         ssl_certificate "$work/cert.pem";

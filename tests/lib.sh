@@ -99,6 +99,14 @@ _cmd_busybox() {
 	: >"$3/httpd.conf"
 	_CMD=(busybox httpd -f -p "127.0.0.1:$2" -h "$1" -c "$3/httpd.conf")
 }
+# nginx_temps DIR: the temporary paths an nginx.conf's http block sets,
+# under DIR (else nginx writes below its compiled-in prefix).
+nginx_temps() {
+	local t
+	for t in client_body proxy fastcgi uwsgi scgi; do
+		printf '%s_temp_path "%s/%s";\n' "$t" "$1" "${t#client_}"
+	done
+}
 _cmd_nginx() {
 	_PORT=$2
 	mkdir -p "$3/tmp"
@@ -114,11 +122,7 @@ _cmd_nginx() {
 		    sendfile on;
 		    keepalive_requests 100000;
 		    default_type application/octet-stream;
-		    client_body_temp_path "$3/tmp/body";
-		    proxy_temp_path "$3/tmp/proxy";
-		    fastcgi_temp_path "$3/tmp/fastcgi";
-		    uwsgi_temp_path "$3/tmp/uwsgi";
-		    scgi_temp_path "$3/tmp/scgi";
+$(nginx_temps "$3/tmp")
 		    server {
 		        listen 127.0.0.1:$2;
 		        root "$1";

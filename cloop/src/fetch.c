@@ -46,6 +46,10 @@ struct stall {
 /* A later mirror takes over when its transfers take less than this share
  * of the preferred one's: measurements are noisy, switching is not free. */
 #define FASTER 0.7
+/* Peers asked for one block in a round before the mirrors: a block that
+ * two peers lack is likely new to the room, and a round trip to every
+ * peer in it would cost more than the store's copy. */
+#define PEER_TRIES 2
 
 struct mirror {
 	char *url;
@@ -267,15 +271,18 @@ static uint64_t live_mask(const hc_fetcher *f)
 }
 
 /* With the lock held: the mirror for r's next attempt, one it has not
- * tried in this round. A usable peer first, the one r's hash picks among
- * them; then the first usable mirror in the user's order unless a later
+ * tried in this round. A usable peer first (PEER_TRIES at most), the one
+ * r's hash picks among them; then the first usable mirror in the user's order unless a later
  * one is clearly faster; the least recently measured one when a probe is
  * due; with none usable, the one that comes back first. */
 static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
 {
 	unsigned best = f->nm, stalest = f->nm, any = f->nm, npeers = 0, peers[MAX_MIRRORS];
+	unsigned peers_tried = 0;
 	double soonest = 0;
 
+	for (unsigned i = 0; i < f->nm; i++)
+		peers_tried += f->m[i].peer && (r->tried >> i & 1);
 	for (unsigned i = 0; i < f->nm; i++) {
 		const struct mirror *m = &f->m[i];
 		double back = m->down_until > m->distrust_until ? m->down_until : m->distrust_until;
@@ -289,7 +296,8 @@ static unsigned pick_mirror(hc_fetcher *f, const hc_fetch_req *r, double now)
 		if (back > now)
 			continue;
 		if (m->peer) {
-			peers[npeers++] = i;
+			if (peers_tried < PEER_TRIES)
+				peers[npeers++] = i;
 			continue;
 		}
 		if (best == f->nm ||
@@ -653,47 +661,54 @@ unsigned hc_fetcher_set_peers(hc_fetcher *f, char *const *urls, size_t n)
 	return listed;
 }
 
-/* Reads the peer list now and every peers_interval seconds until the
- * fetcher stops. A list that cannot be read leaves the peers as they are
- * (said once until it can be read again). */
+/* Reads the peer list once with o's timeouts and puts its peers in place;
+ * a list that cannot be read leaves the peers as they are (said once
+ * until it can be read again: *failing). */
+static void read_peer_list(hc_fetcher *f, const struct hc_fetch_opts *o, int *failing)
+{
+	uint8_t *text = NULL;
+	size_t len = 0, n = 0;
+	char **v = NULL, why[256];
+	int r;
+
+	r = hc_fetch_file(f->o.peers, o, 1 << 20, &text, &len, why, sizeof(why));
+	if (r == 0)
+		r = hc_peers_parse((const char *)text, len, MAX_MIRRORS, &v, &n);
+	free(text);
+	if (r == 0) {
+		unsigned listed = hc_fetcher_set_peers(f, v, n);
+
+		if (*failing)
+			hc_warn("peer list %s readable again: %u peers", f->o.peers, listed);
+		*failing = 0;
+		hc_debug("peer list %s: %u peers", f->o.peers, listed);
+	} else if (!*failing) {
+		hc_warn("peer list %s: %s: keeping the peers known so far", f->o.peers,
+			r == -ENOMEM ? "out of memory" : why);
+		*failing = 1;
+	}
+	hc_urls_free(v, n);
+	pthread_mutex_lock(&f->lock);
+	if (r == 0)
+		f->peer_lists++;
+	else
+		f->peer_list_errors++;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Reads the peer list every peers_interval seconds until the fetcher
+ * stops (hc_fetcher_new read it first). */
 static void *peers_thread(void *arg)
 {
 	hc_fetcher *f = arg;
-	int failing = 0;
+	double wait = f->o.peers_interval > 0.1 ? f->o.peers_interval : 0.1;
+	int failing = f->peer_list_errors > 0;
 
 	pthread_mutex_lock(&f->lock);
 	while (!f->stop) {
-		uint8_t *text = NULL;
-		size_t len = 0, n = 0;
-		char **v = NULL, why[256];
 		struct timespec until;
-		double wait = f->o.peers_interval > 0.1 ? f->o.peers_interval : 0.1;
-		int r;
+		int stopped;
 
-		pthread_mutex_unlock(&f->lock);
-		r = hc_fetch_file(f->o.peers, &f->o, 1 << 20, &text, &len, why, sizeof(why));
-		if (r == 0)
-			r = hc_peers_parse((const char *)text, len, MAX_MIRRORS, &v, &n);
-		free(text);
-		if (r == 0) {
-			unsigned listed = hc_fetcher_set_peers(f, v, n);
-
-			if (failing)
-				hc_warn("peer list %s readable again: %u peers", f->o.peers,
-					listed);
-			failing = 0;
-			hc_debug("peer list %s: %u peers", f->o.peers, listed);
-		} else if (!failing) {
-			hc_warn("peer list %s: %s: keeping the peers known so far", f->o.peers,
-				r == -ENOMEM ? "out of memory" : why);
-			failing = 1;
-		}
-		hc_urls_free(v, n);
-		pthread_mutex_lock(&f->lock);
-		if (r == 0)
-			f->peer_lists++;
-		else
-			f->peer_list_errors++;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += (time_t)wait;
 		until.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
@@ -705,6 +720,11 @@ static void *peers_thread(void *arg)
 		while (!f->stop &&
 		       pthread_cond_timedwait(&f->peers_cond, &f->lock, &until) != ETIMEDOUT)
 			;
+		stopped = f->stop;
+		pthread_mutex_unlock(&f->lock);
+		if (!stopped)
+			read_peer_list(f, &f->o, &failing);
+		pthread_mutex_lock(&f->lock);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return NULL;
@@ -755,6 +775,17 @@ hc_fetcher *hc_fetcher_new(const char *urls, const struct hc_fetch_opts *o)
 		curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_data);
 		x->next_free = f->free_xfers;
 		f->free_xfers = x;
+	}
+	if (f->o.peers) {
+		/* Before the first transfer, so that a download-ahead's first
+		 * wave goes to peers too; quickly, since a booth's list server
+		 * is on the same network, and a dead one must not hold the mount. */
+		struct hc_fetch_opts first = f->o;
+		int failing = 0;
+
+		first.timeout = first.timeout < 2 ? first.timeout : 2;
+		first.retries = 0;
+		read_peer_list(f, &first, &failing);
 	}
 	if (pthread_create(&f->thread, NULL, fetch_thread, f))
 		goto fail;
