@@ -40,7 +40,9 @@ one), STREAMCD_RUN_DIR (the run's logs and scratch files,
 default out/log: runs side by side need one each)"
 stage_register serve 0 "serve out/store (or STREAMCD_STORE) on the LAN
 (STREAMCD_PORT, default 8080) for real machines booted from
-the ISO; prints the boot line"
+the ISO, a demo booth: prints the boot line, keeps the booth's
+peer list (/peers.txt: machines that GET /announce?port=P,
+for STREAMCD_PEER_TTL s, default 90) and live counters"
 
 RUN_PACKAGES=(qemu-system-x86 nginx-light busybox ovmf)
 
@@ -96,9 +98,18 @@ run_httpd() {
 			server {
 				listen $addr:$port;
 				root $store;
+				# A demo booth's peers (serve_watch): machines that
+				# announce themselves here, and the list they read.
+				location = /announce { return 204; }
+				location = /peers.txt {
+					root $dir/booth;
+					add_header Cache-Control no-store;
+				}
 			}
 		}
 	NGINX
+	mkdir -p "$dir/booth"
+	: >"$dir/booth/peers.txt"
 	nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/stderr.log" 2>&1 &
 	RUN_HTTPD_PID=$!
 }
@@ -462,6 +473,87 @@ stage_run() {
 	trap - EXIT INT TERM
 }
 
+# serve_digest: the access log's lines (nginx's combined format) on stdin
+# as "P IP PORT" for each announce, "C IP" for each machine that fetched,
+# and "B BYTES" for the bytes sent.
+serve_digest() {
+	awk '{
+		n = split($0, f, "\"")
+		if (n < 3) next
+		split(f[2], r, " ")
+		split(f[3], st, " ")
+		if (r[2] ~ /^\/announce\?port=[0-9]+$/ && st[1] == 204) {
+			sub(/.*port=/, "", r[2])
+			print "P", $1, r[2]
+			next
+		}
+		if (!($1 in seen)) print "C", $1
+		seen[$1] = 1
+		if (st[2] ~ /^[0-9]+$/) bytes += st[2]
+	} END { print "B", bytes + 0 }'
+}
+
+# serve_watch DIR PID: while nginx (PID) runs, every 2 s, reads what its
+# access log gained: the booth's peer list DIR/booth/peers.txt (machines
+# that announced in the last STREAMCD_PEER_TTL seconds) and the counters
+# (machines seen in the last 5 minutes, bytes sent, peers), on one line
+# kept up to date on a terminal, else a line when they change (for bytes
+# alone, every 10 s at most).
+serve_watch() {
+	local dir=$1 pid=$2 ttl=${STREAMCD_PEER_TTL:-90} off=0 size kind a b bytes=0
+	local line shown='' said=0 k list clients peers
+	local -A peer_at=() client_at=()
+	[[ $ttl =~ ^[1-9][0-9]*$ ]] || die "serve: STREAMCD_PEER_TTL=$ttl: give seconds"
+	while kill -0 "$pid" 2>/dev/null; do
+		size=$(stat -c %s "$dir/access.log" 2>/dev/null || echo 0)
+		if ((size > off)); then
+			while read -r kind a b; do
+				case $kind in
+				P) peer_at[$a:$b]=$EPOCHSECONDS ;;
+				C) client_at[$a]=$EPOCHSECONDS ;;
+				B) bytes=$((bytes + a)) ;;
+				esac
+			done < <(tail -c +$((off + 1)) "$dir/access.log" | head -c $((size - off)) | serve_digest)
+			off=$size
+		fi
+		list='' peers=0 clients=0
+		for k in "${!peer_at[@]}"; do
+			if ((EPOCHSECONDS - peer_at[$k] > ttl)); then
+				unset "peer_at[$k]"
+				continue
+			fi
+			# IPv6 addresses go in brackets in a URL.
+			if [[ ${k%:*} == *:* ]]; then
+				list+="http://[${k%:*}]:${k##*:}/"$'\n'
+			else
+				list+="http://$k/"$'\n'
+			fi
+			peers=$((peers + 1))
+		done
+		# Sorted: the same peers make the same list.
+		list=$(sort <<<"${list%$'\n'}")
+		for k in "${!client_at[@]}"; do
+			((EPOCHSECONDS - client_at[$k] > 300)) || clients=$((clients + 1))
+		done
+		if [[ $list != "$(<"$dir/booth/peers.txt")" ]]; then
+			# Renamed in: a machine never reads half a list.
+			printf '%s\n' "$list" | sed '/^$/d' >"$dir/booth/peers.new"
+			mv "$dir/booth/peers.new" "$dir/booth/peers.txt"
+		fi
+		line="serve: machines $clients (last 5 min), served $((bytes / 1000000)) MB, peers $peers"
+		if [[ -t 1 ]]; then
+			[[ $line == "$shown" ]] || printf '\r%s\033[K' "$line"
+			shown=$line
+		elif [[ $line != "$shown" ]] &&
+			{ [[ ${line/served*MB/} != "${shown/served*MB/}" ]] || ((EPOCHSECONDS - said >= 10)); }; then
+			# Machines and peers at once; bytes alone every 10 s.
+			log "$line"
+			shown=$line said=$EPOCHSECONDS
+		fi
+		sleep 2
+	done
+}
+
 stage_serve() {
 	local port=${STREAMCD_PORT:-8080} addr httpd_pid
 	install_missing serve nginx-light
@@ -477,6 +569,10 @@ stage_serve() {
 	for addr in $(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
 		printf '    streamcd.url=http://%s:%s\n' "$addr" "$port"
 	done
+	log "serve: a demo booth's peers: a machine serving its cache on port P says so with"
+	log "serve: GET /announce?port=P; the others read http://ADDRESS:$port/peers.txt"
+	log "serve: (hcloop mount --peers URL)"
 	log "serve: access log $OUT/log/serve-nginx/access.log; Ctrl-C stops"
+	serve_watch "$OUT/log/serve-nginx" "$httpd_pid"
 	wait "$httpd_pid" || die "serve: nginx stopped; see $OUT/log/serve-nginx/error.log"
 }

@@ -10,7 +10,7 @@ cd "$TOP"
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-peers hcloop-mirrors-san hcloop-prefetch-san hcloop-peers-san
-	hcloop-static stick delayproxy
+	hcloop-static stick delayproxy serve
 	xenelf-fix matrix guest-artifacts boot-signed boot-stick
 	run-noninteractive
 	boot-guest-pv boot-guest-hvm
