@@ -46,7 +46,9 @@ Options:
   -m, --mode MODE   server, peers or both (default both)
   -h, --help
 Needs root (network namespaces, FUSE), ./build.sh done (out/store with
-image dom0, out/profile/dom0.profile), nginx, busybox and iproute2.
+image dom0, out/profile/dom0.profile), nginx, busybox and iproute2. The
+booth's network is 10.213.0.0/16 on a bridge of its own (sbooth<pid>),
+removed at the end with the namespaces.
 EOF
 }
 
