@@ -31,6 +31,9 @@ serial console. One scenario per run:
             alone, nothing fetched, the guest given still listed as cached
   stick-bad the same stick with its cache damaged or full: the message
             given (a pattern) and a boot that goes on
+  peers     streamcd.peers=1 (a demo booth's machine): a memory cache,
+            the server's peer list read, dom0 serving its cache on port
+            8080 and announcing itself to the server
   guest NAME SECONDS  dom0, then `streamcd launch NAME` from its shell
             until ready (any ISO: nothing on the boot line)
   gdbsx NAME    gdb in dom0 on PV guest NAME through gdbsx
@@ -476,6 +479,47 @@ def scenario_stick_bad(con, why):
     power_off(con)
 
 
+def scenario_peers(con):
+    """streamcd.peers=1, a demo booth's machine (the run's line has it):
+    verified blocks kept in memory, hcloop reading the server's peer list,
+    dom0 serving its cache on port 8080 (a block from there matches its
+    SHA-256 name) and announcing itself to the server."""
+    choose_entry(con, 0)
+    con.expect(r"streamcd: streamcd.peers: verified blocks are kept in memory", 300,
+               "the memory cache for sharing")
+    m = con.expect(r"streamcd: dom0 ready \((\d+) bytes fetched\)", 900, "'streamcd: dom0 ready'")
+    # A memory cache does not make the download-ahead "fill": a booth's
+    # machine fetches what its boot reads, not the whole image.
+    check(int(m.group(1)) < 40_000_000, f"dom0 ready with {m.group(1)} bytes fetched (not the whole image)")
+    con.expect(r"streamcd: sharing verified blocks with the booth on port 8080", 120,
+               "dom0's word that it shares")
+    login(con)
+    stats = stats_of(con.run("cat /run/streamcd/store/.stats"))
+    check(int(stats.get("peer_lists", "0")) >= 1 and stats.get("peer_list_errors") == "0",
+          f"hcloop read the server's peer list: {stats.get('peer_lists')} times, "
+          f"{stats.get('peer_list_errors')} errors")
+    out = con.run("cd /run/streamcd/cachefs/streamcd-cache && f=$(find blocks -type f | head -n 1) && "
+                  "busybox wget -q -O - http://127.0.0.1:8080/$f | sha256sum && basename $f")
+    lines = out.split()
+    check(len(lines) >= 3 and lines[0] == lines[-1],
+          f"a cached block served on port 8080 matches its name: {out.strip()}")
+    log = os.path.join(os.environ.get("STREAMCD_RUN_DIR") or
+                       os.path.join(os.environ.get("STREAMCD_OUT") or os.path.join(TOP, "out"), "log"),
+                       "run-nginx", "access.log")
+    announced = False
+    for _ in range(60):
+        try:
+            announced = any('"GET /announce?port=8080 ' in ln and '" 204 ' in ln
+                            for ln in open(log, errors="replace"))
+        except OSError:
+            pass
+        if announced:
+            break
+        time.sleep(1)
+    check(announced, f"the server's log has dom0's announce ({log})")
+    power_off(con)
+
+
 # ---- guests ----
 
 def guest_up(con, name, mode, started_at=None):
@@ -728,6 +772,7 @@ SCENARIOS = {
                       {"STREAMCD_MEDIA": "usb", "STREAMCD_NET": "none"}),
     "stick-bad": (lambda con, a: scenario_stick_bad(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
     "mounted": (lambda con, a: scenario_mounted(con, a.expect[0]), {}),
+    "peers": (lambda con, a: scenario_peers(con), {"STREAMCD_APPEND": "streamcd.peers=1"}),
 }
 
 

@@ -11,7 +11,7 @@ ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hclo
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-peers hcloop-mirrors-san hcloop-prefetch-san hcloop-peers-san
 	hcloop-static stick delayproxy serve
-	xenelf-fix matrix guest-artifacts boot-signed boot-stick
+	xenelf-fix matrix guest-artifacts boot-signed boot-stick boot-peers
 	run-noninteractive
 	boot-guest-pv boot-guest-hvm
 	iso-boot iso-size)
