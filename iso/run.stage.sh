@@ -567,11 +567,11 @@ stage_serve() {
 	log "serve: ${STREAMCD_STORE:-$OUT/store} on port $port; boot machines with one of these on the boot line"
 	log "serve: (Tab at the isolinux menu, e at the GRUB menu):"
 	for addr in $(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
-		printf '    streamcd.url=http://%s:%s\n' "$addr" "$port"
+		printf '    streamcd.url=http://%s:%s streamcd.peers\n' "$addr" "$port"
 	done
-	log "serve: a demo booth's peers: a machine serving its cache on port P says so with"
-	log "serve: GET /announce?port=P; the others read http://ADDRESS:$port/peers.txt"
-	log "serve: (hcloop mount --peers URL)"
+	log "serve: streamcd.peers makes a booted machine serve what it read to the others"
+	log "serve: (drop it to fetch from this server alone): it announces itself with"
+	log "serve: GET /announce?port=P, and the machines read http://ADDRESS:$port/peers.txt"
 	log "serve: access log $OUT/log/serve-nginx/access.log; Ctrl-C stops"
 	serve_watch "$OUT/log/serve-nginx" "$httpd_pid"
 	wait "$httpd_pid" || die "serve: nginx stopped; see $OUT/log/serve-nginx/error.log"
