@@ -506,6 +506,8 @@ serve_watch() {
 	[[ $ttl =~ ^[1-9][0-9]*$ ]] || die "serve: STREAMCD_PEER_TTL=$ttl: give seconds"
 	while kill -0 "$pid" 2>/dev/null; do
 		size=$(stat -c %s "$dir/access.log" 2>/dev/null || echo 0)
+		# A log rotated or emptied under us: read it from its start.
+		((size >= off)) || off=0
 		if ((size > off)); then
 			while read -r kind a b; do
 				case $kind in
