@@ -32,7 +32,8 @@ Each run ends with one line:
 errors: machines whose replay failed or whose mount counted read errors;
 seconds: from the first machine's start to the last one's last block;
 server_bytes_per_client: what the laptop's server sent (nginx's count,
-index and peer list included), divided by N. Then the ratio of the two.
+index and peer list included), divided by N. The ratio of the two goes
+to standard error.
 Targets: no errors at N=32; with peers the server sends at most a third.
 
 Peers only hold what their boot read, and serve once booted: with
@@ -253,6 +254,7 @@ run_mode() {
 for m in "${MODES[@]}"; do run_mode "$m"; done
 if [[ ${#MODES[@]} == 2 ]]; then
 	# shellcheck disable=SC2154 # set by run_mode's declare
-	awk -v s="$SENT_server" -v p="$SENT_peers" 'BEGIN {
-		printf "booth: the server sent %.2fx less with peers (target at N=32: 3x or more)\n", p ? s / p : 0 }'
+	# On stderr: standard output is exactly one "booth: mode=" line per mode.
+	log "$(awk -v s="$SENT_server" -v p="$SENT_peers" 'BEGIN {
+		printf "the server sent %.2fx less with peers (target at N=32: 3x or more)", p ? s / p : 0 }')"
 fi
