@@ -10,12 +10,15 @@ OUT=${STREAMCD_OUT:-$TOP/out}
 
 # Debian 12 packages the pipeline and the tests use (libclang-rt-14-dev:
 # clang's libFuzzer and sanitizer runtimes, only recommended by clang-14,
-# for cloop/fuzz/).
+# for cloop/fuzz/; libvncserver-dev: dom0's streamcd-view; tesseract-ocr
+# reads the PC's screen in the tests, console-setup-linux gives them a
+# VGA font to read guests' text screens with, xorriso makes their CDs).
 PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev clang-format shellcheck
 	libfuse3-dev fuse3 libcurl4-openssl-dev libzstd-dev zlib1g-dev zstd libsodium-dev
 	nginx-light busybox casync python3 curl e2fsprogs util-linux openssl
 	qemu-system-x86 ovmf cpio xz-utils gdb fdisk gdisk
+	libvncserver-dev xorriso tesseract-ocr tesseract-ocr-eng console-setup-linux
 )
 
 

@@ -17,7 +17,7 @@ out/store (guests/README.md); upstream artifacts (NetBSD,
 9front) downloaded, or taken from --from DIR, and checked"
 
 # Keys a recipe may set; guests/README.md says what each means.
-GUEST_KEYS=(title mode kernel ramdisk cmdline boot disk memory vcpus console network ready ready_timeout symbols)
+GUEST_KEYS=(title mode kernel ramdisk cmdline boot disk memory vcpus console display network ready ready_timeout symbols)
 # Store names hcloop accepts (FORMAT.md); a guest's name is also its Xen
 # domain name, so recipes keep to lower case.
 GUEST_NAME_RE='^[a-z0-9][a-z0-9._-]{0,63}$'
@@ -68,17 +68,23 @@ guest_parse() {
 	pv | pvh)
 		[[ -n ${GUEST[kernel]:-} ]] || die "guests: $file: mode ${GUEST[mode]} needs 'kernel = IMAGE'"
 		[[ -z ${GUEST[boot]:-} ]] || die "guests: $file: 'boot' is for mode hvm; ${GUEST[mode]} boots 'kernel'"
-		: "${GUEST[console]:=pv}"
+		: "${GUEST[console]:=pv}" "${GUEST[display]:=serial}"
+		[[ ${GUEST[display]} == serial ]] ||
+			die "guests: $file: display = ${GUEST[display]}: a ${GUEST[mode]} guest has no screen, only its console (display = serial)"
 		;;
 	hvm)
-		# A kernel is optional: QEMU loads it (Linux, multiboot or PVH
-		# ELF) instead of SeaBIOS booting a disk (9front's CD, whose own
-		# loader knows only the VGA console).
-		[[ -n ${GUEST[kernel]:-} || -z ${GUEST[ramdisk]:-}${GUEST[cmdline]:-} ]] ||
-			die "guests: $file: ramdisk and cmdline go with 'kernel = IMAGE'"
-		: "${GUEST[boot]:=disk}" "${GUEST[console]:=serial}"
+		# An HVM guest boots as a PC does, SeaBIOS from its disk or CD:
+		# no kernel handed over by QEMU (a real 9front kernel given that
+		# way under Xen printed nothing at all; its CD boots).
+		[[ -z ${GUEST[kernel]:-}${GUEST[ramdisk]:-}${GUEST[cmdline]:-} ]] ||
+			die "guests: $file: mode hvm boots its disk or CD as a PC does: kernel, ramdisk and cmdline are for pv and pvh"
+		: "${GUEST[boot]:=disk}" "${GUEST[console]:=serial}" "${GUEST[display]:=screen}"
 		[[ ${GUEST[boot]} == disk || ${GUEST[boot]} == cdrom ]] ||
 			die "guests: $file: boot = ${GUEST[boot]}: give disk or cdrom"
+		[[ ${GUEST[display]} == screen || ${GUEST[display]} == serial ]] ||
+			die "guests: $file: display = ${GUEST[display]}: give screen or serial"
+		[[ ${GUEST[console]} != none || ${GUEST[display]} == screen ]] ||
+			die "guests: $file: console = none and display = serial: the guest could not be seen at all"
 		;;
 	*) die "guests: $file: mode = ${GUEST[mode]}: give pv, pvh or hvm" ;;
 	esac
@@ -89,10 +95,10 @@ guest_parse() {
 		die "guests: $file: vcpus = ${GUEST[vcpus]}: 1 to 64"
 	guest_number ready_timeout 1 86400 ||
 		die "guests: $file: ready_timeout = ${GUEST[ready_timeout]}: seconds, 1 to 86400"
-	[[ ${GUEST[console]} == pv || ${GUEST[console]} == serial ]] ||
-		die "guests: $file: console = ${GUEST[console]}: give pv or serial"
+	[[ ${GUEST[console]} == pv || ${GUEST[console]} == serial || ${GUEST[console]} == none ]] ||
+		die "guests: $file: console = ${GUEST[console]}: give pv, serial or none"
 	[[ ${GUEST[console]} == pv || ${GUEST[mode]} == hvm ]] ||
-		die "guests: $file: console = serial needs mode hvm (only HVM guests have an emulated COM1)"
+		die "guests: $file: console = ${GUEST[console]} needs mode hvm (a ${GUEST[mode]} guest's console is the Xen console, pv)"
 	[[ ${GUEST[network]} == nat || ${GUEST[network]} == none ]] ||
 		die "guests: $file: network = ${GUEST[network]}: give nat or none"
 	# grep -E is what reads the pattern in dom0: status 2 is a bad pattern.

@@ -219,7 +219,12 @@ run_qemu_args() {
 	esac
 	# The pid file names the run's directory on QEMU's command line: what a
 	# run left behind can be found by it (tests/matrix.sh).
-	args+=(-display none -monitor none -serial "$serial" -pidfile "$RUN_DIR/run-qemu.pid")
+	# The PC's screen is a standard VGA; STREAMCD_MONITOR puts QEMU's
+	# monitor on a unix socket, whose screendump and sendkey are the screen
+	# and keyboard of a person at the PC (tests/screen.py).
+	local monitor=none
+	[[ -z ${STREAMCD_MONITOR:-} ]] || monitor=unix:$STREAMCD_MONITOR,server=on,wait=off
+	args+=(-vga std -display none -monitor "$monitor" -serial "$serial" -pidfile "$RUN_DIR/run-qemu.pid")
 	# COM2: the debug hypervisor's gdb stub, on a TCP port of 127.0.0.1 for a
 	# gdb on this machine (STREAMCD_GDB_PORT), or nowhere.
 	if [[ -n ${STREAMCD_GDB_PORT:-} ]]; then

@@ -103,6 +103,8 @@ image_linux_disk() {
 	# its own partition on the disk.
 	mkfs.vfat -F 16 -s 1 --offset=$((boot_off * 2048)) --invariant -i "$LINUX_DISK_ID" -n STREAMCD \
 		"$out" $((LINUX_DISK_BOOT_MIB * 1024)) >/dev/null
+	# The kernel writes to the guest's screen (tty0) and to COM1; the last
+	# console=, COM1, is /dev/console, where rcS says ready for the launcher.
 	cat >"$work/syslinux.cfg" <<-EOF
 		SERIAL 0 115200
 		DEFAULT linux
@@ -110,7 +112,7 @@ image_linux_disk() {
 		TIMEOUT 0
 		LABEL linux
 		  KERNEL /vmlinuz
-		  APPEND root=PARTUUID=$LINUX_DISK_ID-02 rw rootwait console=ttyS0,115200 quiet
+		  APPEND root=PARTUUID=$LINUX_DISK_ID-02 rw rootwait console=tty0 console=ttyS0,115200 quiet
 	EOF
 	SOURCE_DATE_EPOCH=$epoch mcopy -i "$out@@${boot_off}M" "$OUT/guest-kernel/vmlinuz" ::/vmlinuz
 	SOURCE_DATE_EPOCH=$epoch mcopy -i "$out@@${boot_off}M" "$work/syslinux.cfg" ::/syslinux.cfg

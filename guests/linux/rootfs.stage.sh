@@ -12,7 +12,7 @@ the guest launcher (guests/linux/rootfs/), put into the store
 out/store as image \"dom0\": out/rootfs/"
 
 ROOTFS_SUITE=bookworm
-ROOTFS_HOST_PACKAGES=(debootstrap e2fsprogs squashfs-tools erofs-utils)
+ROOTFS_HOST_PACKAGES=(debootstrap e2fsprogs squashfs-tools erofs-utils libvncserver-dev)
 # Both chosen by measurement: see guests/linux/README.md. The other values
 # stay buildable so that the measurement can be repeated:
 # STREAMCD_ROOTFS_FS=ext4|squashfs|squashfs-xz|erofs|erofs-lz4hc and
@@ -20,6 +20,10 @@ ROOTFS_HOST_PACKAGES=(debootstrap e2fsprogs squashfs-tools erofs-utils)
 ROOTFS_FS=${STREAMCD_ROOTFS_FS:-squashfs}
 ROOTFS_INIT=${STREAMCD_ROOTFS_INIT:-sysvinit}
 ROOTFS_CONF=$TOP/guests/linux/rootfs
+# dom0's viewer of guests' screens (streamcd-view), built on this machine
+# against Debian 12's libvncclient, the library dom0 gets from the same
+# apt lists (libvncclient1 in rootfs/packages).
+ROOTFS_VIEW=$TOP/guests/linux/view
 
 # rootfs_sources: the build machine's deb entries as deb822 stanzas, for the
 # image's apt and for debootstrap; build.sh's deb_entries_as_src writes deb-src
@@ -79,12 +83,13 @@ rootfs_inputs_hash() {
 		declare -f "${fns[@]}"
 		(cd "$ROOTFS_CONF" && find . -printf '%p %y %m %l\n' | LC_ALL=C sort &&
 			find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		(cd "$ROOTFS_VIEW" && find Makefile src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		sha256sum <"$OUT/xen/gdbsx"
 		cat "$OUT/kernel/release"
 		(cd "$OUT/kernel/modules" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		rootfs_sources
 		rootfs_archive_state
-		dpkg-query -W debootstrap e2fsprogs squashfs-tools erofs-utils
+		dpkg-query -W "${ROOTFS_HOST_PACKAGES[@]}"
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -171,6 +176,9 @@ rootfs_build() {
 	rm -rf "$root/var/cache/apt/archives/partial" "$root/var/cache/apt/archives/lock"
 	# Ours, built with the hypervisor: before Debian's wrapper in PATH.
 	install -m 755 "$OUT/xen/gdbsx" "$root/usr/local/sbin/gdbsx"
+	log "rootfs: building streamcd-view (log: $OUT/log/rootfs-view.log)"
+	run_logged rootfs-view make -C "$ROOTFS_VIEW" BUILD="$work/view" "$work/view/streamcd-view"
+	install -m 755 "$work/view/streamcd-view" "$root/usr/local/bin/streamcd-view"
 	# The CD kernel's modules (what only guests use: config/cd/cd.config),
 	# with the modules.dep its build's depmod wrote.
 	cp -a "$OUT/kernel/modules/lib/modules" "$root/lib/"

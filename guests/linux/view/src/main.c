@@ -78,20 +78,42 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
-/* The first whole screen, within TIMEOUT s: 0, 3 gone, 124 timeout. */
-static int first_screen(struct sv_vnc *v, double timeout)
+/*
+ * The first whole screen, within TIMEOUT s: 0, 3 gone, 124 timeout. QEMU
+ * answers a new client from its copy of the screen, which it brings up to
+ * date only on its next refresh (black, for the first client): the screen
+ * counts once a second has passed without a change of more than a sliver
+ * (a blinking cursor changes a sliver twice a second), or 3 s at most.
+ */
+static int first_screen(struct sv_vnc *v, double timeout, bool settle)
 {
-	double end = now() + timeout;
+	double end = now() + timeout, settle_end = 0, quiet_since = now();
 
-	while (!sv_vnc_complete(v)) {
-		int left = (int)((end - now()) * 1000);
+	for (;;) {
+		int left = (int)((end - now()) * 1000), got;
+		bool resized;
+		struct sv_image im;
+		struct sv_rect r;
 
 		if (left <= 0)
-			return 124;
-		if (sv_vnc_pump(v, left < 200 ? left : 200) < 0)
+			return sv_vnc_complete(v) ? 0 : 124;
+		got = sv_vnc_pump(v, left < 250 ? left : 250);
+		if (got < 0)
 			return 3;
+		r = sv_vnc_take_changes(v, &resized);
+		sv_vnc_image(v, &im);
+		if (resized || (unsigned long)r.w * r.h * 64 > (unsigned long)im.w * im.h)
+			quiet_since = now();
+		if (!sv_vnc_complete(v))
+			continue;
+		/* A person's screen is drawn at once: the refresh follows. */
+		if (!settle)
+			return 0;
+		if (!settle_end)
+			settle_end = now() + 3;
+		if (now() - quiet_since >= 1 || now() >= settle_end)
+			return 0;
 	}
-	return 0;
 }
 
 static int screenshot(struct sv_vnc *v, const char *path)
@@ -434,13 +456,14 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	struct sv_vnc *v = sv_vnc_open(argv[optind], err, sizeof(err));
+	int why;
+	struct sv_vnc *v = sv_vnc_open(argv[optind], &why, err, sizeof(err));
 
 	if (!v) {
 		fprintf(stderr, "streamcd-view: %s\n", err);
-		return errno == ENOENT ? 3 : 1;
+		return why == -ENOENT ? 3 : why == -EINVAL ? 2 : 1;
 	}
-	rc = first_screen(v, timeout);
+	rc = first_screen(v, timeout, shot || text || wait_re);
 	if (rc) {
 		fprintf(stderr, "streamcd-view: %s\n",
 			rc == 3 ? "the guest's screen went away" : "no whole screen in time");

@@ -42,6 +42,22 @@ uint8_t sv_nearest(uint32_t rgb, unsigned n)
 	return (uint8_t)best;
 }
 
+/* Whether RGB is one of the text modes' 16 colours, as a VGA's 6-bit
+ * palette gives them (0xa8 for 0xaa): a screen of other colours is a
+ * graphics mode, even one of flat colours that read as blank cells. */
+static int text_colour(uint32_t rgb)
+{
+	uint32_t p = sv_vga_palette[sv_nearest(rgb, 16)];
+
+	for (int shift = 0; shift < 24; shift += 8) {
+		int d = (int)((rgb >> shift) & 0xff) - (int)((p >> shift) & 0xff);
+
+		if (d < -12 || d > 12)
+			return 0;
+	}
+	return 1;
+}
+
 /* Glyph rows packed 8 to a word: 32 rows at most. */
 #define WORDS 4
 #define SLOTS 2048 /* open addressing, a power of two over 512 glyphs */
@@ -297,7 +313,7 @@ unsigned sv_text_decode(const struct sv_matcher *m, const struct sv_image *im, u
 			/* A glyph of the font, give or take what another BIOS's
 			 * font or the cursor's underline changes: no more than
 			 * two pixels off the glyph's shape. */
-			if (distinct <= 2 && d1 <= 8 + ch)
+			if (distinct <= 2 && d1 <= 8 + ch && text_colour(fg) && text_colour(bg))
 				glyphs++;
 		}
 	}

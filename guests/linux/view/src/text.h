@@ -36,7 +36,8 @@ int sv_text_geometry(unsigned w, unsigned h, unsigned font_height, unsigned *cel
 
 /* Cells [COL0, COL1) x [ROW0, ROW1) of IM, a text screen of CELL_W-wide
  * cells, COLS a row, into CELLS (COLS x rows). Returns how many of them
- * are glyphs of the font in two colours: the rest are best guesses. */
+ * are glyphs of the font in two of the text modes' colours: the rest are
+ * best guesses. */
 unsigned sv_text_decode(const struct sv_matcher *m, const struct sv_image *im, unsigned cell_w,
 			unsigned cols, unsigned col0, unsigned row0, unsigned col1, unsigned row1,
 			struct sv_cell *cells);

@@ -91,19 +91,51 @@ static void update_done(rfbClient *cl)
 	SendFramebufferUpdateRequest(cl, 0, 0, cl->width, cl->height, FALSE);
 }
 
-struct sv_vnc *sv_vnc_open(const char *addr, char *err, size_t errlen)
+/*
+ * Our own SetEncodings, replacing libvncclient's: raw pixels, DesktopSize
+ * and QEMU's extended key events. libvncclient also offers the extended
+ * DesktopSize (-308), and QEMU then announces a new size in that form,
+ * which libvncclient 0.9.14 does not follow (measured: the first mode
+ * change, 640x480 to 720x400, ends the connection with "Rect too large").
+ */
+static int set_encodings(rfbClient *cl)
+{
+	static const int32_t enc[] = { rfbEncodingRaw, rfbEncodingNewFBSize,
+				       rfbEncodingQemuExtendedKeyEvent };
+	uint8_t msg[4 + 4 * sizeof(enc) / sizeof(enc[0])];
+
+	msg[0] = rfbSetEncodings;
+	msg[1] = 0;
+	msg[2] = 0;
+	msg[3] = sizeof(enc) / sizeof(enc[0]);
+	for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+		uint32_t e = (uint32_t)enc[i];
+
+		msg[4 + 4 * i] = (uint8_t)(e >> 24);
+		msg[5 + 4 * i] = (uint8_t)(e >> 16);
+		msg[6 + 4 * i] = (uint8_t)(e >> 8);
+		msg[7 + 4 * i] = (uint8_t)e;
+	}
+	return WriteToRFBServer(cl, (const char *)msg, sizeof(msg)) ? 0 : -1;
+}
+
+struct sv_vnc *sv_vnc_open(const char *addr, int *why, char *err, size_t errlen)
 {
 	struct sv_vnc *v = calloc(1, sizeof(*v));
 	struct stat st;
 	char *argv[] = { (char *)"streamcd-view", NULL };
-	int argc = 1;
+	int argc = 1, unix_socket;
 
+	*why = -EIO;
 	if (!v) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	rfbClientLog = quiet;
-	rfbClientErr = keep_error;
+	/* STREAMCD_VIEW_DEBUG=1: libvncclient's own account, on stderr. */
+	if (!getenv("STREAMCD_VIEW_DEBUG")) {
+		rfbClientLog = quiet;
+		rfbClientErr = keep_error;
+	}
 	last_error[0] = 0;
 	v->cl = rfbGetClient(8, 3, 4);
 	if (!v->cl) {
@@ -121,6 +153,8 @@ struct sv_vnc *sv_vnc_open(const char *addr, char *err, size_t errlen)
 	v->cl->FinishedFrameBufferUpdate = update_done;
 	v->cl->appData.encodingsString = "raw";
 	v->cl->connectTimeout = 10;
+	free(v->cl->serverHost); /* rfbGetClient's empty default */
+	v->cl->serverHost = NULL;
 	if (stat(addr, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		/* libvncclient takes a host that is a socket's path as one. */
 		v->cl->serverHost = strdup(addr);
@@ -131,7 +165,14 @@ struct sv_vnc *sv_vnc_open(const char *addr, char *err, size_t errlen)
 		long port = colon ? strtol(colon + 1, &end, 10) : -1;
 
 		if (!colon || colon == addr || *end || port <= 0 || port > 65535) {
-			snprintf(err, errlen, "%s: neither a socket nor HOST:PORT", addr);
+			if (strchr(addr, '/')) {
+				*why = -ENOENT;
+				snprintf(err, errlen, "%s: no such socket (is the guest running?)",
+					 addr);
+			} else {
+				*why = -EINVAL;
+				snprintf(err, errlen, "%s: neither a socket nor HOST:PORT", addr);
+			}
 			rfbClientCleanup(v->cl);
 			free(v);
 			return NULL;
@@ -140,11 +181,21 @@ struct sv_vnc *sv_vnc_open(const char *addr, char *err, size_t errlen)
 		v->cl->serverPort = (int)port;
 	}
 	/* rfbInitClient frees the client when it fails. */
+	unix_socket = v->cl->serverPort == 0;
 	if (!rfbInitClient(v->cl, &argc, argv)) {
+		/* A socket's file without its server: the guest has stopped.
+		 * (The client is freed by now.) */
+		if (unix_socket || errno == ECONNREFUSED)
+			*why = -ENOENT;
 		snprintf(err, errlen, "no VNC server at %s%s%s", addr, last_error[0] ? ": " : "",
 			 last_error);
 		free(v->fb);
 		free(v);
+		return NULL;
+	}
+	if (set_encodings(v->cl) < 0) {
+		snprintf(err, errlen, "the VNC server at %s closed the connection", addr);
+		sv_vnc_close(v);
 		return NULL;
 	}
 	return v;

@@ -12,8 +12,10 @@
 struct sv_vnc;
 
 /* Connects to ADDR (a unix socket's path, or HOST:PORT) and asks for the
- * whole screen. NULL with the reason in ERR when it cannot. */
-struct sv_vnc *sv_vnc_open(const char *addr, char *err, size_t errlen);
+ * whole screen. NULL with the reason in ERR when it cannot, and in *WHY
+ * -ENOENT (nothing listens there: the guest is gone), -EINVAL (ADDR is no
+ * address) or -EIO. */
+struct sv_vnc *sv_vnc_open(const char *addr, int *why, char *err, size_t errlen);
 void sv_vnc_close(struct sv_vnc *v);
 
 /* The socket, for poll(). */

@@ -1,0 +1,184 @@
+# The tests' own "unmodified OS CD" (issue 21): a PC boot program that
+# El Torito loads without emulation at 0x7c00. It shows a known text on the
+# VGA text screen, echoes every typed key on the screen and on COM1, and on
+# F2 draws a picture in VGA mode 13h (any key returns to text). Nothing but
+# the BIOS: int 10h, int 16h and port I/O. Built by tests/screen.py.
+	.code16
+	.section .text
+	.globl _start
+_start:
+	cli
+	ljmp	$0, $1f			# CS:IP = 0:7c00 whatever the BIOS chose
+1:	xorw	%ax, %ax
+	movw	%ax, %ds
+	movw	%ax, %ss
+	movw	$0x7c00, %sp
+	sti
+	call	com1_init
+	movw	$serial_hello, %si
+	call	com1_puts
+text_screen:
+	movw	$0x0003, %ax		# 80x25 colour text, screen cleared
+	int	$0x10
+	movw	$0xb800, %ax
+	movw	%ax, %es
+	movw	$banner, %si		# row 2, column 4
+	movw	$(2 * 160 + 4 * 2), %di
+	movb	$0x1f, %ah		# white on blue
+	call	vga_puts
+	movw	$help, %si
+	movw	$(4 * 160 + 4 * 2), %di
+	movb	$0x07, %ah
+	call	vga_puts
+	movw	$(6 * 160 + 4 * 2), %di	# where typed keys go
+	call	cursor
+key:
+	xorb	%ah, %ah		# int 16h: wait for a key
+	int	$0x16
+	cmpb	$0x3c, %ah		# F2: the picture
+	je	picture
+	cmpb	$0x0d, %al
+	je	newline
+	cmpb	$0x08, %al
+	je	backspace
+	cmpb	$0x20, %al
+	jb	key
+	movb	$0x0e, %ah		# yellow
+	stosw
+	call	com1_putc
+	call	cursor
+	jmp	key
+newline:
+	movw	$typed_nl, %si
+	call	com1_puts
+	movw	%di, %ax		# next row, column 4
+	xorw	%dx, %dx
+	movw	$160, %bx
+	divw	%bx
+	incw	%ax
+	cmpw	$24, %ax
+	jb	1f
+	movw	$6, %ax			# full: start again under the help line
+1:	mulw	%bx
+	addw	$8, %ax
+	movw	%ax, %di
+	call	cursor
+	jmp	key
+backspace:
+	cmpw	$(6 * 160 + 8), %di
+	jbe	key
+	subw	$2, %di
+	movw	$0x0720, %es:(%di)
+	call	cursor
+	jmp	key
+
+# The hardware cursor at DI's cell (int 10h, AH=2).
+cursor:
+	pushw	%ax
+	pushw	%bx
+	pushw	%dx
+	movw	%di, %ax
+	shrw	$1, %ax
+	movb	$80, %bl
+	divb	%bl			# AL row, AH column
+	movb	%al, %dh
+	movb	%ah, %dl
+	xorb	%bh, %bh
+	movb	$2, %ah
+	int	$0x10
+	popw	%dx
+	popw	%bx
+	popw	%ax
+	ret
+
+# Mode 13h: 320x200, 256 colours; a frame, 16 colour bars and the mark.
+picture:
+	movw	$picture_msg, %si
+	call	com1_puts
+	movw	$0x0013, %ax
+	int	$0x10
+	movw	$0xa000, %ax
+	movw	%ax, %es
+	xorw	%di, %di		# bars: 16 of 20 columns, colours 32..47
+	xorw	%dx, %dx		# row
+2:	xorw	%cx, %cx		# column
+3:	movw	%cx, %ax
+	movb	$20, %bl
+	divb	%bl
+	addb	$32, %al
+	cmpw	$8, %dx
+	jb	4f
+	cmpw	$192, %dx
+	jae	4f
+	cmpw	$8, %cx
+	jb	4f
+	cmpw	$312, %cx
+	jb	5f
+4:	movb	$15, %al		# an 8-pixel white frame
+5:	stosb
+	incw	%cx
+	cmpw	$320, %cx
+	jb	3b
+	incw	%dx
+	cmpw	$200, %dx
+	jb	2b
+	xorb	%ah, %ah
+	int	$0x16
+	jmp	text_screen
+
+# vga_puts: the string at DS:SI to ES:DI, attribute AH.
+vga_puts:
+	lodsb
+	testb	%al, %al
+	jz	1f
+	stosw
+	jmp	vga_puts
+1:	ret
+
+com1_init:
+	movw	$0x3f9, %dx
+	xorb	%al, %al		# no interrupts
+	outb	%al, %dx
+	movw	$0x3fb, %dx
+	movb	$0x80, %al		# DLAB
+	outb	%al, %dx
+	movw	$0x3f8, %dx
+	movb	$1, %al			# 115200 baud
+	outb	%al, %dx
+	incw	%dx
+	xorb	%al, %al
+	outb	%al, %dx
+	movw	$0x3fb, %dx
+	movb	$0x03, %al		# 8N1
+	outb	%al, %dx
+	ret
+
+com1_putc:
+	pushw	%ax
+	pushw	%dx
+	movw	$0x3fd, %dx
+1:	inb	%dx, %al
+	testb	$0x20, %al
+	jz	1b
+	popw	%dx
+	popw	%ax
+	pushw	%dx
+	movw	$0x3f8, %dx
+	outb	%al, %dx
+	popw	%dx
+	ret
+
+com1_puts:
+	lodsb
+	testb	%al, %al
+	jz	1f
+	call	com1_putc
+	jmp	com1_puts
+1:	ret
+
+banner:		.asciz	"STREAMCD SCREEN TEST: a CD that shows this line"
+help:		.asciz	"Type keys, they appear below. F2: a picture, then any key."
+serial_hello:	.asciz	"\r\nSTREAMCD SCREEN TEST on COM1\r\n"
+typed_nl:	.asciz	"\r\n"
+picture_msg:	.asciz	"\r\nSTREAMCD SCREEN TEST picture\r\n"
+	.org	2048
