@@ -18,8 +18,17 @@ marker bounded by its own timeout. Cases (--list prints them):
   gdbsx               gdb in dom0 on a PV guest through gdbsx
   iommu               an emulated Intel IOMMU, a NIC passed to a PV guest
   launcher            the guest menu: a guest started, left, stopped
+  screen-bios         the PC's own screen and keyboard only (screendump,
+                      OCR, sendkey): the menu, a guest started by its
+                      number shows its own screen, typed keys reach it,
+                      Ctrl-] comes back, 'v NAME' shows it again; BIOS
+                      (VGA text)
+  screen-uefi         the same on UEFI (framebuffer), the guest started by
+                      streamcd.launch= (kiosk): its screen at once
   guest-NAME          each recipe NAME of the store's catalogue, launched
-                      from dom0 until its ready pattern shows
+                      from dom0 until its ready pattern shows; a guest
+                      with a screen (display = screen) also by its screen:
+                      dom0's streamcd screenshot, read by OCR here
 
 PATTERN is a shell pattern (guest-*). A case that needs what is not there
 (OVMF, a PV guest with symbols, a store of our own to alter) is SKIP with
@@ -29,8 +38,9 @@ the run.
 
 Results in out/matrix/ (--out): junit.xml (a testcase per case, skipped
 ones marked skipped with the reason), CASE.log (the case's checks and its
-whole serial console), and a table on the terminal: case, result,
-seconds, bytes the store's web server sent.
+whole serial console), CASE-*.png (the screens a case looked at), and a
+table on the terminal: case, result, seconds, bytes the store's web
+server sent.
 
 Options:
   --list          print the case names, one a line
@@ -78,6 +88,17 @@ FIXED = [
     ("gdbsx", "gdbsx", [], {}),
     ("iommu", "iommu", [], {}),
     ("launcher", "launcher", [], {}),
+    ("screen-bios", "screen", [], {"STREAMCD_FIRMWARE": "bios"}),
+    ("screen-uefi", "screen", ["--kiosk"], {"STREAMCD_FIRMWARE": "uefi"}),
+]
+
+# The guests whose screens the screen cases know: what the screen shows once
+# the guest is up, a line to type, and what the screen then shows. The
+# first of them in the catalogue is the one a screen case starts
+# (screentest: tests/screencd.S, in tests/boot-screen.sh's store).
+SCREEN_GUESTS = [
+    ("linux-hvm", "ready, Xen HVM guest", "echo typed-$((6*7))", "typed-42"),
+    ("screentest", "STREAMCD SCREEN TEST", "Hello, PC 42", "Hello, PC 42"),
 ]
 
 
@@ -166,6 +187,15 @@ def make_cases(a, guests, left):
                 c.skip = "it sets streamcd.menu=0 on the boot line: only the build's own ISO"
             elif first_pv != "linux-pv":
                 c.skip = "the scenario passes the NIC to linux-pv, which this catalogue lacks"
+        elif c.scenario == "screen":
+            known = [g for g in SCREEN_GUESTS if g[0] in guests]
+            if not known:
+                c.skip = ("the catalogue has none of the guests whose screens the matrix knows: "
+                          + ", ".join(g[0] for g in SCREEN_GUESTS))
+            elif "--kiosk" in c.args and not own_iso:
+                c.skip = "it sets streamcd.launch= on the boot line: only the build's own ISO"
+            else:
+                c.args = list(known[0]) + c.args
         elif c.name == "launcher":
             if first_pv:
                 c.args = [first_pv]
@@ -242,7 +272,7 @@ class Matrix:
         env = dict(os.environ)
         for k in ("STREAMCD_APPEND", "STREAMCD_STORE", "STREAMCD_ISO", "STREAMCD_STORE_URL",
                   "STREAMCD_STICK", "STREAMCD_DISK", "STREAMCD_NET", "STREAMCD_IOMMU", "STREAMCD_PORT",
-                  "STREAMCD_GDB_PORT", "STREAMCD_FIRMWARE", "STREAMCD_MEDIA"):
+                  "STREAMCD_GDB_PORT", "STREAMCD_FIRMWARE", "STREAMCD_MEDIA", "STREAMCD_MONITOR"):
             env.pop(k, None)
         env.update(c.env)
         d = os.path.join(self.a.out, c.name + ".d")
@@ -304,6 +334,10 @@ class Matrix:
             c.result = "FAIL"
             fails = [ln for ln in text.splitlines() if ln.startswith("FAIL")]
             c.why = fails[-1] if fails else f"tests/boot.py exited with status {rc}"
+        # The screens it looked at stay beside its log.
+        for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if f.endswith(".png"):
+                shutil.move(os.path.join(d, f), os.path.join(self.a.out, f"{c.name}-{f}"))
         if c.result == "PASS":  # a failed case's files stay for a look
             shutil.rmtree(d, ignore_errors=True)
 
@@ -437,11 +471,9 @@ def main():
     a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)
     for c in cases:
-        for f in (c.name + ".log",):
-            try:
+        for f in os.listdir(a.out):
+            if f == c.name + ".log" or (f.startswith(c.name + "-") and f.endswith(".png")):
                 os.unlink(os.path.join(a.out, f))
-            except FileNotFoundError:
-                pass
     m = Matrix(a, cases)
     signal.signal(signal.SIGINT, m.interrupt)
     signal.signal(signal.SIGTERM, m.interrupt)

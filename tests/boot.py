@@ -38,6 +38,14 @@ serial console. One scenario per run:
             until ready (any ISO: nothing on the boot line)
   gdbsx NAME    gdb in dom0 on PV guest NAME through gdbsx
   launcher NAME the menu: NAME started by its number, left, stopped
+  screen NAME SHOWS TYPE ECHOES
+            the PC's screen and keyboard only (QEMU's screendump read by
+            OCR, sendkey): the menu on the screen, NAME started by its
+            number, its own screen showing SHOWS, TYPE typed on the
+            keyboard showing ECHOES, Ctrl-] back to the menu, 'v NAME'
+            showing it again with the way back said, and back; --kiosk:
+            NAME started by streamcd.launch=, its screen shown at once.
+            The shots go beside --log (NAME-*.png)
   expect    boot whatever $STREAMCD_OUT/streamcd.iso holds with no server,
             press --key keys when their pattern shows, and wait for each
             EXPECT pattern in turn (tests/iso-boot.sh's ISO of test kernels)
@@ -55,7 +63,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import screen  # noqa: E402  (tests/screen.py: the PC's screen and keyboard)
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(rb"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-Za-z]|[78=>cDEHM])")
@@ -346,10 +358,51 @@ def scenario_guest(con, name, timeout):
         raise Fail(f"{name} not ready ({con.elapsed() - t:.0f} s): {out.strip()}\n{log}")
     secs, fetched = ready_file(con, name)
     print(f"measure: {name} ready {secs:.1f} s after launch, {fetched} bytes fetched", flush=True)
+    if guest_key(con, name, "display") == "screen":
+        screenshot_check(con, name, guest_key(con, name, "ready"))
     out = con.run(f"streamcd stop {name}; streamcd list", 300)
     check(re.search(rf"^\s*\d+\s+{re.escape(name)}\s.*\sstopped\s", out, re.M),
           f"{name} stopped:\n{out}")
     con.send("poweroff -f")
+
+
+def guest_key(con, name, key):
+    """A key of NAME's stanza in dom0's copy of the catalogue."""
+    out = con.run(f"awk -v n={name} '$1 == \"guest\" {{ g = $3 }} g == n && $1 == \"{key}\" "
+                  f"{{ sub(/^[a-z_]+ = /, \"\"); print; exit }}' /run/streamcd/guests/catalog.txt")
+    return out.strip()
+
+
+def ocr_shows(text, pattern):
+    """Whether OCR'S TEXT shows what the regex PATTERN (a recipe's ready
+    pattern) matches: as it is, or each of its literal runs of four or more
+    characters, allowing OCR's slips, in one of its alternatives."""
+    if re.search(pattern, text, re.M | re.I):
+        return True
+    for alt in pattern.split("|"):
+        words = [w for w in re.split(r"(?:\\.|[\[\]().*+?^$\\{}])+", alt) if len(w.strip()) >= 4]
+        if words and all(screen.fuzzy_find(text, w) for w in words):
+            return True
+    return False
+
+
+def screenshot_check(con, name, ready):
+    """dom0's `streamcd screenshot` of a screen guest, brought here over
+    the console (base64), read by OCR: it shows the guest's ready pattern.
+    The PNG stays beside the console's log."""
+    out = con.run(f"streamcd screenshot {name} /tmp/{name}.png >/dev/null && "
+                  f"echo SHOT-BEGIN && base64 -w 76 /tmp/{name}.png && echo SHOT-END", 300)
+    m = re.search(r"SHOT-BEGIN\n(.*)SHOT-END", out, re.S)
+    check(m, f"streamcd screenshot {name} in dom0: {out.strip()[-300:]}")
+    import base64
+    png = os.path.join(SHOTS, f"{name}-screenshot.png")
+    with open(png, "wb") as f:
+        f.write(base64.b64decode(re.sub(r"\s+", "", m.group(1))))
+    w, h, rgb = screen.png_read(png)
+    text = screen.ocr(w, h, rgb)
+    check(len(screen.colours(rgb)) >= 2, f"{name}'s screen ({w}x{h}, {png}) is not blank")
+    check(ocr_shows(text, ready), f"{name}'s screen shows its ready pattern {ready!r} "
+          f"(OCR: {' '.join(text.split())[:300]!r})")
 
 
 def scenario_gdbsx(con, name):
@@ -732,6 +785,60 @@ def scenario_iommu(con):
     con.send("poweroff -f")
 
 
+# What only dom0's menu shows (guests/linux/rootfs/overlay/usr/local/bin/streamcd).
+MENU_LINE = "NUMBER or NAME: start it, or show it"
+
+
+def menu_number(text, name):
+    """NAME's number in the menu as OCR read it, or None."""
+    for ln in text.splitlines():
+        words = ln.split()
+        if len(words) >= 2 and screen.fuzzy_find(words[1], name, 0.2):
+            m = re.match(r"^(\d+)\W*$", words[0])
+            if m:
+                return m.group(1)
+    return None
+
+
+def scenario_screen(con, name, shows, typed, echoes, kiosk):
+    """A person at the PC: what the screen shows (OCR of screendumps), what
+    the keyboard types (sendkey); the serial console is not read."""
+    con.rescue_fails = False
+    scr = screen.Screen(screen.Monitor(os.environ["STREAMCD_MONITOR"], 120), SHOTS, name)
+    t0 = time.monotonic()
+    if kiosk:
+        scr.wait_text(shows, 1500, f"{name}'s screen at once (kiosk)")
+        check(True, f"the kiosk shows {name}'s screen, {time.monotonic() - t0:.0f} s after QEMU started "
+              f"({scr.shot_name()})")
+    else:
+        scr.wait_text(MENU_LINE, 1500, "dom0's menu on the screen", every=5)
+        # The list may still be on its way.
+        scr.wait_text(name, 120, f"{name} in the menu")
+        n = menu_number(scr.last_text, name)
+        print(f"measure: the menu on the screen {time.monotonic() - t0:.0f} s after QEMU started; "
+              f"{name} is number {n}", flush=True)
+        check(n, f"the menu on the screen lists {name} with its number ({scr.shot_name()})")
+        scr.mon.type(n + "\n")
+        t1 = time.monotonic()
+        scr.wait_text(shows, 600, f"{name}'s own screen after its number was typed")
+        print(f"measure: {name}'s screen {time.monotonic() - t1:.0f} s after its number", flush=True)
+        check(True, f"{name}'s own screen shows {shows!r} ({scr.shot_name()})")
+    scr.mon.type(typed + "\n")
+    scr.wait_text(echoes, 120, f"the typed {typed!r} on {name}'s screen")
+    check(True, f"typed keys reach {name}: {echoes!r} on its screen ({scr.shot_name()})")
+    scr.mon.key("ctrl-bracket_right")
+    scr.wait_text(MENU_LINE, 120, "the menu after Ctrl-]")
+    check(True, f"Ctrl-] comes back to the menu ({scr.shot_name()})")
+    scr.mon.type(f"v {name}\n")
+    scr.wait_text("comes back to the menu", 120, f"{name}'s screen again, with the way back said",
+                  every=0.5)
+    check(True, f"'v {name}' shows it again and says how to come back ({scr.shot_name()})")
+    scr.wait_text(echoes, 60, f"{name}'s screen as it was")
+    scr.mon.key("ctrl-bracket_right")
+    scr.wait_text(MENU_LINE, 120, "the menu after Ctrl-] again")
+    check(True, f"and back to the menu ({scr.shot_name()})")
+
+
 def scenario_expect(con, keys, expects):
     """iso-boot's checks: keys at their patterns, then each pattern in turn."""
     start = time.monotonic()
@@ -773,7 +880,11 @@ SCENARIOS = {
     "stick-bad": (lambda con, a: scenario_stick_bad(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
     "mounted": (lambda con, a: scenario_mounted(con, a.expect[0]), {}),
     "peers": (lambda con, a: scenario_peers(con), {"STREAMCD_APPEND": "streamcd.peers=1"}),
+    "screen": (lambda con, a: scenario_screen(con, *a.expect, a.kiosk), {"STREAMCD_MONITOR": ""}),
 }
+
+# Where screenshots go: beside the console's log (main() sets it).
+SHOTS = None
 
 
 def main():
@@ -782,6 +893,8 @@ def main():
     ap.add_argument("--log", required=True, help="file for the raw console output")
     ap.add_argument("--key", action="append", default=[], metavar="REGEX=KEYS",
                     help="expect: type KEYS (Python escapes) once REGEX has shown")
+    ap.add_argument("--kiosk", action="store_true",
+                    help="screen: NAME started by streamcd.launch=, its screen shown at once")
     ap.add_argument("expect", nargs="*", help="expect: patterns to wait for, in order; "
                     "refused: the FAILED line's pattern; mounted: the version")
     # Patterns may come after --log and --key: intermixed.
@@ -796,6 +909,15 @@ def main():
         ap.error(f"{args.scenario} takes one argument")
     if args.scenario == "guest" and len(args.expect) != 2:
         ap.error("guest takes NAME and the seconds its recipe gives it to be ready")
+    if args.scenario == "screen" and len(args.expect) != 4:
+        ap.error("screen takes NAME, what its screen SHOWS, what to TYPE and what that ECHOES")
+    global SHOTS
+    SHOTS = os.path.dirname(os.path.abspath(args.log))
+    mon_dir = tempfile.TemporaryDirectory(prefix="streamcd-screen-")
+    if args.scenario == "screen":
+        extra = dict(extra, STREAMCD_MONITOR=os.path.join(mon_dir.name, "monitor"))
+        if args.kiosk:
+            extra["STREAMCD_APPEND"] = f"streamcd.launch={args.expect[0]}"
     env = dict(os.environ)
     env["STREAMCD_RUN_UNTIL"] = "exit"
     for k, v in extra.items():
@@ -810,7 +932,7 @@ def main():
     con = Console(["./build.sh", "run"], env, args.log)
     try:
         fn(con, args)
-    except Fail as e:
+    except (Fail, screen.ScreenError) as e:
         print(f"FAIL: {args.scenario}: {e}")
         return 1
     finally:

@@ -113,9 +113,12 @@ def colours(rgb, step=97):
 
 # ---- reading text off a screen --------------------------------------------
 
-def ocr(w, h, rgb, scale=2):
+def ocr(w, h, rgb, scale=None):
     """The text tesseract reads: grey, dark text on light (screens are
-    mostly light on dark), scaled up so that 16-pixel VGA letters read."""
+    mostly light on dark), a VGA text screen's 16-pixel letters scaled up
+    to read; a framebuffer's (a UEFI console) are left as they are."""
+    if scale is None:
+        scale = 2 if w < 1200 else 1
     grey = bytes((r * 30 + g * 59 + b * 11) // 100 for r, g, b in zip(rgb[0::3], rgb[1::3], rgb[2::3]))
     if sum(grey[::101]) / max(1, len(grey[::101])) < 128:
         grey = bytes(255 - v for v in grey)
@@ -142,7 +145,7 @@ def fuzzy_find(text, needle, slack=0.15):
     t, n = _norm(text), _norm(needle)
     if not n:
         return True
-    allowed = int(len(n) * slack)
+    allowed = max(1, int(len(n) * slack)) if len(n) >= 4 else 0
     prev = [0] * (len(t) + 1)
     for i, c in enumerate(n, 1):
         cur = [i] + [0] * len(t)
@@ -174,6 +177,10 @@ def key_name(ch):
     if ch in SHIFTED:
         return "shift-" + SHIFTED[ch]
     raise ValueError(f"no key types {ch!r}")
+
+
+class ScreenError(Exception):
+    """The screen did not show what was waited for."""
 
 
 class Monitor:
@@ -257,6 +264,10 @@ class Screen:
         self.last_png = png
         return w, h, rgb
 
+    def shot_name(self):
+        """The last shot's file name (the matrix keeps it as CASE-NAME)."""
+        return os.path.basename(self.last_png) if self.last_png else "none kept"
+
     def read(self, name=None):
         w, h, rgb = self.shot(name)
         self.last_text = ocr(w, h, rgb)
@@ -274,8 +285,8 @@ class Screen:
                     return n
             if time.monotonic() > deadline:
                 shown = "\n".join(ln for ln in text.splitlines() if ln.strip())[-600:]
-                raise TimeoutError(f"the screen did not show {what or needles} within {timeout} s; "
-                                   f"it reads:\n{shown}\n(shot: {self.last_png})")
+                raise ScreenError(f"the screen did not show {what or needles} within {timeout} s; "
+                                  f"it reads:\n{shown}\n(shot: {self.shot_name()})")
             time.sleep(every)
 
 

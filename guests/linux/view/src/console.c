@@ -221,12 +221,15 @@ static void draw_fb(struct sv_console *c, const struct sv_image *im, const struc
 	sv_blit(&c->s, &c->fit, im, changed);
 }
 
-/* TEXT in the console's font at the top of the framebuffer. */
+/* TEXT in the console's font at the top of the framebuffer, its pixels
+ * as many times the font's as a 1024-pixel-wide screen's would be. */
 static void banner_fb(struct sv_console *c, const char *text)
 {
-	unsigned fw = c->font.width ? c->font.width : 8, fh = c->font.height ? c->font.height : 16;
+	unsigned z = c->s.w >= 2048 ? c->s.w / 1024 : 1;
+	unsigned fw = (c->font.width ? c->font.width : 8) * z;
+	unsigned fh = (c->font.height ? c->font.height : 16) * z;
 	size_t n = strlen(text);
-	struct sv_rect bar = { 0, 0, c->s.w, fh + 4 };
+	struct sv_rect bar = { 0, 0, c->s.w, fh + 4 * z };
 
 	sv_fill(&c->s, &bar, 0x0000aa);
 	if (!c->font.height)
@@ -234,11 +237,12 @@ static void banner_fb(struct sv_console *c, const char *text)
 	for (size_t i = 0; i < n && (i + 2) * fw <= c->s.w; i++) {
 		const uint8_t *g = c->font.glyph[(unsigned char)text[i] % c->font.count];
 
-		for (unsigned y = 0; y < fh; y++) {
-			for (unsigned x = 0; x < fw; x++) {
+		for (unsigned y = 0; y < c->font.height; y++) {
+			for (unsigned x = 0; x < c->font.width; x++) {
 				if (!(g[y] & (0x80 >> x)))
 					continue;
-				struct sv_rect px = { (unsigned)(i + 1) * fw + x, 2 + y, 1, 1 };
+				struct sv_rect px = { (unsigned)(i + 1) * fw + x * z, 2 * z + y * z,
+						      z, z };
 
 				sv_fill(&c->s, &px, 0xffffff);
 			}

@@ -26,8 +26,9 @@
 #include <unistd.h>
 
 #define ESCAPE_NAME "Ctrl-]"
-/* Seconds the line that says how to come back stays over the screen. */
-#define BANNER_SECONDS 4
+/* Seconds the line that says how to come back stays over the screen,
+ * unless a key is pressed first. */
+#define BANNER_SECONDS 10
 
 static void usage(FILE *f)
 {
@@ -334,6 +335,9 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 				continue;
 			sv_vnc_key(v, sv_key_qnum(code), sv_key_keysym(code), down);
 			if (down) {
+				/* The person has read it: the guest's top line back. */
+				if (banner_until)
+					banner_until = now();
 				st.keys++;
 				if (!st.key_at)
 					st.key_at = now();
