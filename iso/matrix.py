@@ -98,7 +98,7 @@ FIXED = [
 # (screentest: tests/screencd.S, in tests/boot-screen.sh's store).
 SCREEN_GUESTS = [
     ("linux-hvm", "ready, Xen HVM guest", "echo typed-$((6*7))", "typed-42"),
-    ("screentest", "STREAMCD SCREEN TEST", "Hello, PC 42", "Hello, PC 42"),
+    ("screentest", "a CD that shows this line", "Hello, PC 42", "Hello, PC 42"),
 ]
 
 

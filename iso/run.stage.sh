@@ -37,7 +37,11 @@ STREAMCD_ISO=FILE (boot this ISO instead of out/streamcd.iso),
 STREAMCD_STORE_URL=http://HOST[:PORT][/PATH] (a store on
 another server, forwarded to the guest, instead of serving
 one), STREAMCD_RUN_DIR (the run's logs and scratch files,
-default out/log: runs side by side need one each)"
+default out/log: runs side by side need one each),
+STREAMCD_MONITOR=PATH (QEMU's monitor on that unix socket: its
+screendump and sendkey are the PC's screen and keyboard),
+STREAMCD_FORWARD=HOSTPORT:PORT (127.0.0.1:HOSTPORT reaches
+dom0's TCP PORT)"
 stage_register serve 0 "serve out/store (or STREAMCD_STORE) on the LAN
 (STREAMCD_PORT, default 8080) for real machines booted from
 the ISO, a demo booth: prints the boot line, keeps the booth's
@@ -208,10 +212,18 @@ run_qemu_args() {
 	# guestfwd's "cmd:" runs one nc per guest connection ("tcp:" would be
 	# one chardev connection, shared by all and gone after the first); nc's
 	# own complaints would otherwise reach the guest as the server's answer.
+	# STREAMCD_FORWARD=HOSTPORT:PORT: 127.0.0.1:HOSTPORT here reaches dom0's
+	# TCP PORT (bench/screen.sh reads a guest's screen that way).
+	local fwd=
+	if [[ -n ${STREAMCD_FORWARD:-} ]]; then
+		[[ $STREAMCD_FORWARD =~ ^([0-9]+):([0-9]+)$ ]] ||
+			die "run: STREAMCD_FORWARD=$STREAMCD_FORWARD: give HOSTPORT:PORT"
+		fwd=",hostfwd=tcp:127.0.0.1:${BASH_REMATCH[1]}-:${BASH_REMATCH[2]}"
+	fi
 	case ${STREAMCD_NET:-user} in
 	user)
 		# shellcheck disable=SC2054 # commas inside one QEMU option
-		args+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc $RUN_STORE_HOST $port 2>/dev/null'"
+		args+=(-netdev "user,id=n0,restrict=on$fwd,guestfwd=tcp:$RUN_GUEST_STORE:80-cmd:sh -c 'exec busybox nc $RUN_STORE_HOST $port 2>/dev/null'"
 			-device e1000,netdev=n0)
 		;;
 	none) args+=(-nic none) ;;

@@ -24,13 +24,14 @@ left() {
 
 mapfile -t cases < <("$REPO/build.sh" matrix --list)
 expect "--list: the fixed cases first" \
-	"bios-cd uefi-cd bios-usb uefi-usb bare debug noserver tampered gdbsx iommu launcher" "${cases[*]:0:11}"
+	"bios-cd uefi-cd bios-usb uefi-usb bare debug noserver tampered gdbsx iommu launcher screen-bios screen-uefi" \
+	"${cases[*]:0:13}"
 mapfile -t recipes < <(awk '$1 == "guest" { print "guest-" $3 }' "$REPO/out/guests/catalog" | sort)
 # Recipes the build left out (their upstream artifacts missing) are cases
 # too, which are SKIPs.
 mapfile -t left_out < <(sed -n 's/^# left out: \([^:]*\):.*/guest-\1/p' "$REPO/out/guests/catalog" | sort)
 expect "--list: then guest-NAME for every recipe of the catalogue and every one left out" \
-	"$(printf '%s\n' "${recipes[@]}" "${left_out[@]}" | sed '/^$/d' | sort | xargs)" "${cases[*]:11}"
+	"$(printf '%s\n' "${recipes[@]}" "${left_out[@]}" | sed '/^$/d' | sort | xargs)" "${cases[*]:13}"
 expect "an unknown case: usage error" 2 "$(status "$REPO/build.sh" matrix --list no-such-case)"
 expect "an unknown case: usage error" 2 "$(status "$REPO/build.sh" matrix no-such-case)"
 says "and it says so" "no case matches no-such-case"
@@ -95,5 +96,9 @@ for c in "${cases[@]}"; do
 	fi
 done
 if out_txt=$(junit_check "$out/all/junit.xml" "${args[@]}" 2>&1); then pass "junit: $out_txt"; else fail "junit: $out_txt"; fi
+# The screens the screen cases and linux-hvm's case looked at stay.
+for c in screen-bios screen-uefi guest-linux-hvm; do
+	if compgen -G "$out/all/$c-*.png" >/dev/null; then pass "$c's screens kept as PNG"; else fail "no $c-*.png"; fi
+done
 expect "no process of the run left" "" "$(left "$out/all/")"
 finish

@@ -10,8 +10,8 @@ cd "$TOP"
 ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-peers hcloop-mirrors-san hcloop-prefetch-san hcloop-peers-san
-	hcloop-static stick delayproxy serve
-	xenelf-fix matrix guest-artifacts boot-signed boot-stick boot-peers
+	hcloop-static stick delayproxy serve view
+	xenelf-fix squashfs-sort matrix guest-artifacts boot-signed boot-stick boot-peers boot-screen
 	run-noninteractive
 	boot-guest-pv boot-guest-hvm
 	iso-boot iso-size)
@@ -26,10 +26,13 @@ t_lint() {
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
 		python3 -m py_compile tests/*.py bench/*.py iso/*.py guests/*/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c \
-			initrd/stick/*.[ch] initrd/stick/tests/*.c
+			initrd/stick/*.[ch] initrd/stick/tests/*.c guests/linux/view/src/*.[ch] guests/linux/view/tests/*.[ch]
 }
-t_unit() { make -s -C cloop check && make -s -C initrd/stick check; }
-t_unit-san() { make -s -C cloop SAN=1 check && make -s -C initrd/stick SAN=1 check; }
+t_unit() { make -s -C cloop check && make -s -C initrd/stick check && make -s -C guests/linux/view check; }
+t_unit-san() {
+	make -s -C cloop SAN=1 check && make -s -C initrd/stick SAN=1 check &&
+		make -s -C guests/linux/view SAN=1 check
+}
 # The daemon under the sanitizers: reports go to files, since a daemon's
 # stderr is gone; any report is a failure.
 san_run() {

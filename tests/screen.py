@@ -290,6 +290,106 @@ class Screen:
             time.sleep(every)
 
 
+class Rfb:
+    """A VNC (RFB 3.8) client of QEMU's VNC server, as a viewer elsewhere
+    would be: no security, raw 32-bit pixels, incremental updates. For
+    bench/screen.py, the reference the PC's shown screen is compared with."""
+
+    def __init__(self, host, port, timeout=60):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.create_connection((host, port), 5)
+                ver = self._recv(12)
+                if not ver.startswith(b"RFB "):
+                    raise OSError(f"not a VNC server: {ver!r}")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        self.sock.settimeout(30)
+        self.sock.sendall(b"RFB 003.008\n")
+        n = self._recv(1)[0]
+        types = self._recv(n)
+        if 1 not in types:
+            raise OSError(f"the VNC server wants security types {list(types)}")
+        self.sock.sendall(b"\x01")
+        if struct.unpack(">I", self._recv(4))[0] != 0:
+            raise OSError("the VNC server refused us")
+        self.sock.sendall(b"\x01")  # shared: dom0's viewer stays on
+        self.w, self.h = struct.unpack(">HH", self._recv(4))
+        self._recv(16)
+        self._recv(struct.unpack(">I", self._recv(4))[0])
+        # 32 bits, little-endian, true colour, 8 bits each at 16, 8, 0.
+        self.sock.sendall(struct.pack(">B3xBBBBHHHBBB3x", 0, 32, 24, 0, 1, 255, 255, 255, 16, 8, 0))
+        # raw, and DesktopSize (-223) for mode changes
+        self.sock.sendall(struct.pack(">BxHii", 2, 2, 0, -223))
+        self.fb = bytearray(self.w * self.h * 4)
+
+    def _recv(self, n):
+        buf = b""
+        while len(buf) < n:
+            d = self.sock.recv(n - len(buf))
+            if not d:
+                raise EOFError("the VNC server closed")
+            buf += d
+        return buf
+
+    def request(self, incremental=True):
+        self.sock.sendall(struct.pack(">BBHHHH", 3, 1 if incremental else 0, 0, 0, self.w, self.h))
+
+    def update(self, timeout):
+        """Reads one message; returns the pixels changed by a screen update
+        (0 for an update that changed none), or None when TIMEOUT passed."""
+        self.sock.settimeout(timeout)
+        try:
+            t = self._recv(1)[0]
+        except socket.timeout:
+            return None
+        finally:
+            self.sock.settimeout(30)
+        if t == 2:  # bell
+            return 0
+        if t == 3:  # cut text
+            self._recv(3)
+            self._recv(struct.unpack(">I", self._recv(4))[0])
+            return 0
+        if t == 1:  # colour map entries
+            _, _, n = struct.unpack(">BHH", self._recv(5))
+            self._recv(6 * n)
+            return 0
+        if t != 0:
+            raise OSError(f"VNC message type {t} not understood")
+        self._recv(1)
+        (n,) = struct.unpack(">H", self._recv(2))
+        changed = 0
+        for _ in range(n):
+            x, y, w, h, enc = struct.unpack(">HHHHi", self._recv(12))
+            if enc == -223:
+                self.w, self.h = w, h
+                self.fb = bytearray(w * h * 4)
+                changed += w * h
+                continue
+            if enc != 0:
+                raise OSError(f"VNC encoding {enc} not asked for")
+            data = self._recv(w * h * 4)
+            for row in range(h):
+                off = ((y + row) * self.w + x) * 4
+                new = data[row * w * 4:(row + 1) * w * 4]
+                if self.fb[off:off + w * 4] != new:
+                    changed += sum(1 for i in range(0, w * 4, 4) if self.fb[off + i:off + i + 3] != new[i:i + 3])
+                    self.fb[off:off + w * 4] = new
+        return changed
+
+    def key(self, keysym):
+        for down in (1, 0):
+            self.sock.sendall(struct.pack(">BBxxI", 4, down, keysym))
+
+    def close(self):
+        self.sock.close()
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "build-cd":
         print(build_cd(argv[2]))

@@ -1,8 +1,10 @@
 # The tests' own "unmodified OS CD" (issue 21): a PC boot program that
 # El Torito loads without emulation at 0x7c00. It shows a known text on the
-# VGA text screen, echoes every typed key on the screen and on COM1, and on
-# F2 draws a picture in VGA mode 13h (any key returns to text). Nothing but
-# the BIOS: int 10h, int 16h and port I/O. Built by tests/screen.py.
+# VGA text screen, echoes every typed key on the screen and on COM1, on F2
+# draws a picture in VGA mode 13h (any key returns to text) and on F3 counts
+# frames on its top line as fast as it can until a key (bench/screen.sh:
+# a screen that never stops changing). Nothing but the BIOS: int 10h,
+# int 16h and port I/O. Built by tests/screen.py.
 	.code16
 	.section .text
 	.globl _start
@@ -37,6 +39,8 @@ key:
 	int	$0x16
 	cmpb	$0x3c, %ah		# F2: the picture
 	je	picture
+	cmpb	$0x3d, %ah		# F3: the frame counter
+	je	count
 	cmpb	$0x0d, %al
 	je	newline
 	cmpb	$0x08, %al
@@ -126,6 +130,35 @@ picture:
 	int	$0x16
 	jmp	text_screen
 
+# F3: "FRAME nnnnn" at the top right, counting up until a key is pressed;
+# the key ends it and is not echoed. DI (where typed keys go) is kept.
+count:
+	pushw	%di
+	xorw	%cx, %cx
+1:	incw	%cx
+	movw	$(0 * 160 + 62 * 2), %di
+	movw	$frame_msg, %si
+	movb	$0x2f, %ah		# white on green
+	call	vga_puts
+	movw	%cx, %ax		# five decimal digits, right to left
+	movw	$(0 * 160 + 72 * 2), %di
+	movw	$10, %bx
+2:	xorw	%dx, %dx
+	divw	%bx
+	addb	$'0', %dl
+	movb	%dl, %es:(%di)
+	movb	$0x2f, %es:1(%di)
+	subw	$2, %di
+	cmpw	$(0 * 160 + 67 * 2), %di
+	ja	2b
+	movb	$1, %ah			# a key waiting?
+	int	$0x16
+	jz	1b
+	xorb	%ah, %ah
+	int	$0x16
+	popw	%di
+	jmp	key
+
 # vga_puts: the string at DS:SI to ES:DI, attribute AH.
 vga_puts:
 	lodsb
@@ -177,8 +210,9 @@ com1_puts:
 1:	ret
 
 banner:		.asciz	"STREAMCD SCREEN TEST: a CD that shows this line"
-help:		.asciz	"Type keys, they appear below. F2: a picture, then any key."
+help:		.asciz	"Type keys, they appear below. F2: a picture, F3: frames."
 serial_hello:	.asciz	"\r\nSTREAMCD SCREEN TEST on COM1\r\n"
 typed_nl:	.asciz	"\r\n"
 picture_msg:	.asciz	"\r\nSTREAMCD SCREEN TEST picture\r\n"
+frame_msg:	.asciz	"FRAME "
 	.org	2048

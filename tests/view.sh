@@ -35,7 +35,7 @@ expect "--wait sees the CD's banner" 0 "$rc"
 text=$("$V" --font "$FONT" --text "$work/vnc")
 expect "--text reads the banner exactly" "    STREAMCD SCREEN TEST: a CD that shows this line" \
 	"$(sed -n 3p <<<"$text")"
-expect "and the help line" "    Type keys, they appear below. F2: a picture, then any key." \
+expect "and the help line" "    Type keys, they appear below. F2: a picture, F3: frames." \
 	"$(sed -n 5p <<<"$text")"
 
 "$V" --type 'Hello, Screen 42!\n' "$work/vnc"
@@ -100,18 +100,18 @@ expect "--wait for what never shows: 124" 124 "$rc"
 rc=0
 "$V" --screenshot "$work/x.png" "$work/nothing-here" 2>"$work/err" || rc=$?
 expect "no socket: exit 3 (the guest is gone)" 3 "$rc"
-grep -q 'nothing-here' "$work/err" && pass "the message names it" || fail "message: $(cat "$work/err")"
+if grep -q 'nothing-here' "$work/err"; then pass "the message names it"; else fail "message: $(cat "$work/err")"; fi
 rc=0
 "$V" --text no-port-here 2>/dev/null || rc=$?
 expect "an address that is neither: usage, exit 2" 2 "$rc"
 rc=0
 "$V" 2>/dev/null || rc=$?
 expect "no VNC given: usage, exit 2" 2 "$rc"
-"$V" --help | grep -q 'Ctrl-]' && pass "--help says how to come back" || fail "--help"
+if "$V" --help | grep -q 'Ctrl-]'; then pass "--help says how to come back"; else fail "--help"; fi
 rc=0
 "$V" --tty /dev/null "$work/vnc" 2>"$work/err" || rc=$?
 expect "not a virtual terminal: exit 1" 1 "$rc"
-grep -q 'no virtual terminal' "$work/err" && pass "with the reason" || fail "reason: $(cat "$work/err")"
+if grep -q 'no virtual terminal' "$work/err"; then pass "with the reason"; else fail "reason: $(cat "$work/err")"; fi
 
 # The guest goes while someone waits for its screen.
 rc=0

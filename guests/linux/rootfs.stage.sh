@@ -102,11 +102,12 @@ rootfs_unmount() {
 	done
 }
 
-# rootfs_mkfs FS TREE IMAGE EPOCH UUID: TREE as a read-only image. Times,
-# UUIDs and hash seeds fixed so that the same tree gives the same bytes
-# and hcloop's store shares every unchanged block.
+# rootfs_mkfs FS TREE IMAGE EPOCH UUID [LAST]: TREE as a read-only image.
+# Times, UUIDs and hash seeds fixed so that the same tree gives the same
+# bytes and hcloop's store shares every unchanged block. squashfs: the files
+# listed in LAST (absolute paths in TREE) after all others.
 rootfs_mkfs() {
-	local fs=$1 tree=$2 img=$3 epoch=$4 uuid=$5 mib
+	local fs=$1 tree=$2 img=$3 epoch=$4 uuid=$5 last=${6:-} mib
 	rm -f "$img"
 	case $fs in
 	ext4)
@@ -124,8 +125,10 @@ rootfs_mkfs() {
 		# error at each mount), and nothing in dom0 needs one: the only
 		# xattr is the file capability of GStreamer's gst-ptp-helper, and
 		# everything in dom0 runs as root.
+		python3 "$TOP/guests/linux/rootfs/squashfs-sort.py" "$tree" ${last:+"$last"} >"$img.sort"
 		mksquashfs "$tree" "$img" -noappend -quiet -no-progress -comp "$comp" \
-			-no-xattrs -mkfs-time "$epoch" -all-time "$epoch"
+			-no-xattrs -mkfs-time "$epoch" -all-time "$epoch" -sort "$img.sort"
+		rm -f "$img.sort"
 		;;
 	erofs | erofs-lz4hc)
 		local z=()
@@ -170,6 +173,11 @@ rootfs_build() {
 		"$ROOTFS_INIT" "$XEN_VERSION"
 	rootfs_unmount "$root"
 	trap - EXIT
+	{
+		cat "$root/streamcd/screen-only.files"
+		echo /usr/local/bin/streamcd-view
+	} >"$work/screen-only.files"
+	log "rootfs: stored last, for a guest's screen only: $(xargs <"$root/streamcd/screen-only.packages")"
 	rm -rf "$root/streamcd" "$debs"
 	mkdir -p "$debs"
 	find "$root/var/cache/apt/archives" -name '*.deb' -exec mv -t "$debs" {} +
@@ -188,7 +196,8 @@ rootfs_build() {
 	find "$root" -xdev -newermt "@$epoch" -print0 | xargs -0r touch -h -d "@$epoch"
 	uuid=${hash:0:8}-${hash:8:4}-${hash:12:4}-${hash:16:4}-${hash:20:12}
 	log "rootfs: making the $ROOTFS_FS image"
-	run_logged rootfs-mkfs rootfs_mkfs "$ROOTFS_FS" "$root" "$work/dom0.img" "$epoch" "$uuid"
+	run_logged rootfs-mkfs rootfs_mkfs "$ROOTFS_FS" "$root" "$work/dom0.img" "$epoch" "$uuid" \
+		"$work/screen-only.files"
 	mv "$work/dom0.img" "$work/manifest" "$dest/"
 	sha256sum <"$dest/dom0.img" | cut -d' ' -f1 >"$dest/dom0.img.sha256"
 }

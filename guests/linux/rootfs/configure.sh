@@ -90,6 +90,17 @@ systemd)
 	;;
 esac
 
+# The files only a guest's screen shown on the PC's reads (streamcd-view's
+# library and what it alone pulls in): the stage stores them after
+# everything dom0's boot reads (squashfs-sort.py).
+apt_get -s purge --autoremove libvncclient1 | sed -n 's/^Purg \([^ :]*\).*/\1/p' >/streamcd/screen-only.packages
+grep -qx libvncclient1 /streamcd/screen-only.packages || {
+	echo "configure.sh: apt would not name libvncclient1's own packages" >&2
+	exit 1
+}
+# shellcheck disable=SC2046 # one word per package
+dpkg -L $(cat /streamcd/screen-only.packages) >/streamcd/screen-only.files
+
 # State that would differ from one build to the next, or leak the build
 # machine: apt's lists and caches, logs, the chroot's policy-rc.d. The
 # downloaded .debs stay for the stage to keep for the next build.

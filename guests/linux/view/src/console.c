@@ -260,7 +260,7 @@ static void flush_cells(struct sv_console *c, const struct sv_cell *cells, unsig
 
 	if (!row)
 		return;
-	for (unsigned r = 0; r < c->rows; r++) {
+	for (unsigned r = c->banner_on ? 1 : 0; r < c->rows; r++) {
 		bool differs = false;
 
 		for (unsigned col = 0; col < c->cols; col++) {
@@ -353,14 +353,27 @@ void sv_console_draw(struct sv_console *c, const struct sv_image *im, const stru
 {
 	if (!im->px || !im->w || !im->h)
 		return;
-	if (c->graphics)
+	if (c->graphics) {
 		draw_fb(c, im, changed, resized);
-	else
+		/* The guest's screen may reach the top of the framebuffer. */
+		if (c->banner_on && (resized || c->fit.y == 0))
+			banner_fb(c, c->banner);
+	} else {
 		draw_cells(c, im, changed, resized);
+	}
 }
 
 void sv_console_banner(struct sv_console *c, const char *text)
 {
+	if (!text) {
+		c->banner_on = false;
+		if (!c->graphics && c->shown)
+			for (unsigned col = 0; col < c->cols; col++)
+				c->shown[col] = 0xffff; /* the next draw writes the row */
+		return;
+	}
+	snprintf(c->banner, sizeof(c->banner), "%s", text);
+	c->banner_on = true;
 	if (c->graphics) {
 		banner_fb(c, text);
 		return;
@@ -373,7 +386,6 @@ void sv_console_banner(struct sv_console *c, const char *text)
 	for (unsigned col = 0; col < c->cols; col++) {
 		row[2 * col] = col >= 1 && col - 1 < n ? (uint8_t)text[col - 1] : ' ';
 		row[2 * col + 1] = 0x1f;
-		c->shown[col] = 0xffff; /* the next draw puts the guest's back */
 	}
 	if (pwrite(c->vcsa, row, (size_t)c->cols * 2, 4) < 0) {
 		/* the banner is a courtesy */

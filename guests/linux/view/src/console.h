@@ -35,6 +35,10 @@ struct sv_console {
 	uint16_t *shown;	    /* what the cells hold now, char | attr << 8 */
 	struct sv_font font;
 	struct sv_matcher *m;
+	/* The line that says how to come back, while it is shown: drawing
+	 * the guest's screen leaves it alone. */
+	char banner[160];
+	bool banner_on;
 };
 
 /* Takes the terminal TTY (a path; NULL: the one on stdin) over: keyboard
@@ -56,7 +60,8 @@ void sv_console_draw(struct sv_console *c, const struct sv_image *im, const stru
 		     bool resized);
 
 /* A line of TEXT on the top row, over the guest's screen (white on
- * blue); sv_console_draw of the whole screen takes it away. */
+ * blue), until it is called with NULL, which gives the row back to the
+ * guest's screen at the next sv_console_draw. */
 void sv_console_banner(struct sv_console *c, const char *text);
 
 #endif

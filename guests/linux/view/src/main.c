@@ -157,6 +157,9 @@ static int screen_text(struct sv_vnc *v, const struct sv_matcher *m, unsigned fo
 	if (!cells)
 		return 1;
 	good = sv_text_decode(m, &im, cw, cols, 0, 0, cols, rows, cells);
+	if (getenv("STREAMCD_VIEW_DEBUG"))
+		fprintf(stderr, "streamcd-view: %ux%u: %u of %u cells are glyphs\n", im.w, im.h,
+			good, cols * rows);
 	if (good * 10 < (size_t)cols * rows * 9) {
 		free(cells);
 		return 2;
@@ -228,19 +231,28 @@ static int load_font(const char *psf, struct sv_font *font, char *where, size_t 
 	return rc;
 }
 
+/* What bench/screen.sh reads: frames drawn in each second of the view,
+ * and the milliseconds from each key to the screen's next change. */
+#define STATS_SECONDS 3600
 struct stats {
 	unsigned long frames, keys, lat_n;
 	double start, key_at, lat_ms[256];
+	unsigned per_second[STATS_SECONDS];
 };
 
 static void write_stats(const struct stats *st, const char *path)
 {
+	double secs = now() - st->start;
 	FILE *f = fopen(path, "w");
 
 	if (!f)
 		return;
-	fprintf(f, "seconds %.3f\nframes %lu\nkeys %lu\n", now() - st->start, st->frames, st->keys);
-	fprintf(f, "key_to_screen_ms");
+	fprintf(f, "start_epoch %.3f\n", (double)time(NULL) - secs);
+	fprintf(f, "seconds %.3f\nframes %lu\nkeys %lu\n", secs, st->frames, st->keys);
+	fprintf(f, "frames_per_second");
+	for (unsigned i = 0; i < STATS_SECONDS && i <= (unsigned)secs; i++)
+		fprintf(f, " %u", st->per_second[i]);
+	fprintf(f, "\nkey_to_screen_ms");
 	for (unsigned long i = 0; i < st->lat_n; i++)
 		fprintf(f, " %.1f", st->lat_ms[i]);
 	fprintf(f, "\n");
@@ -262,10 +274,12 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 {
 	struct sv_console c;
 	struct sv_kbd kbd = { 0 };
-	struct stats st = { .start = now() };
+	static struct stats st;
 	char err[256], banner[160];
 	double banner_until;
 	int rc = 0;
+
+	st.start = now();
 
 	if (sv_console_open(&c, tty, text_only, err, sizeof(err)) < 0) {
 		fprintf(stderr, "streamcd-view: %s\n", err);
@@ -308,12 +322,17 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 		sv_vnc_image(v, &im);
 		if (banner_until && now() >= banner_until) {
 			banner_until = 0;
+			sv_console_banner(&c, NULL);
 			ch = (struct sv_rect){ 0, 0, im.w, im.h };
 			resized = true;
 		}
 		if (ch.w && ch.h) {
+			unsigned sec = (unsigned)(now() - st.start);
+
 			sv_console_draw(&c, &im, &ch, resized);
 			st.frames++;
+			if (sec < STATS_SECONDS)
+				st.per_second[sec]++;
 			if (st.key_at && st.lat_n < 256) {
 				st.lat_ms[st.lat_n++] = (now() - st.key_at) * 1000;
 				st.key_at = 0;
