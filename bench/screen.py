@@ -116,6 +116,7 @@ def main():
     if not os.path.exists(os.path.join(TOP, "out/streamcd.iso")):
         sys.exit("screen: no out/streamcd.iso: run ./build.sh first")
     work = tempfile.mkdtemp(prefix="bench-screen.")
+    os.chmod(work, 0o755)  # the store server's workers are not root
     os.chdir(TOP)
     con, ok = None, False
     try:

@@ -595,6 +595,11 @@ def guest_up(con, name, mode, started_at=None):
     check(m.group(2) == mode.upper(), f"{name} runs as a Xen {m.group(2)} guest "
           f"(Linux {m.group(1)}, root {m.group(3)})")
     m = con.expect(GUEST_READY.format(re.escape(name)), 300, f"'streamcd: guest {name} ready'")
+    # dom0's line sits between the guest's lines, never inside one (the
+    # shell's "Enter 'help' ..." line was split by it once).
+    before = m.string[:m.start()]
+    check(before == "" or before.endswith("\n"),
+          f"dom0's ready line starts a line of {name}'s console: ...{before[-80:]!r}")
     secs, fetched = float(m.group(1)), int(m.group(2))
     print(f"measure: {name} ({mode}) ready {secs:.1f} s after launch, {fetched} bytes fetched "
           f"(seen {con.elapsed() - t:.0f} s after the launch was typed)", flush=True)
