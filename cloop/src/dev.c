@@ -488,7 +488,7 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 	 * than a guess from sequential reads, and the guess's blocks would
 	 * take its bandwidth. */
 	if (d->plan_next < d->nplan || d->pf_out) {
-		d->seq_next = last + 1;
+		d->seq_next = UINT64_MAX / 2; /* as below */
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
@@ -497,7 +497,11 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 	 * (a boot's reads wander within a few MB of each other: measured, 4
 	 * to 10 MB of guesses by "dom0 ready" on top of a 19 MB profile). */
 	if (d->flags[first] & B_PREFETCHED) {
-		d->seq_next = last + 1;
+		/* Nor is the read after it "sequential": the blocks between a
+		 * profile's blocks are what the boot did not read (measured:
+		 * 21 such guesses by "dom0 ready", and at times a window of
+		 * 32 blocks, 2.8 to 6 MB in all; issue 21). */
+		d->seq_next = UINT64_MAX / 2;
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}

@@ -925,6 +925,11 @@ static void test_prefetch(void)
 		check(stat_of(d, "readahead_blocks") == 0,
 		      "readahead: %llu guesses from prefetched blocks",
 		      (unsigned long long)stat_of(d, "readahead_blocks"));
+		/* Nor from the block after them, which the profile left out. */
+		read_check(d, img1, IMAGE_SIZE, 18 * BS, BS, "readahead: block 18");
+		check(stat_of(d, "readahead_blocks") == 0,
+		      "readahead: %llu guesses after a prefetched block",
+		      (unsigned long long)stat_of(d, "readahead_blocks"));
 		read_check(d, img1, IMAGE_SIZE, 40 * BS, BS, "readahead: block 40");
 		read_check(d, img1, IMAGE_SIZE, 41 * BS, BS, "readahead: block 41");
 		check(stat_of(d, "readahead_blocks") > 0,
