@@ -51,19 +51,13 @@ def log(msg):
 
 
 def store_with_screentest(work):
-    """A copy of out/store (hard links, its own indexes) with the screen CD's
-    recipe only in its catalogue, as tests/boot-screen.sh makes it."""
-    b = os.path.join(work, "b")
-    os.makedirs(b)
-    subprocess.run(["cp", "-al", os.path.join(TOP, "out/store"), os.path.join(b, "store")], check=True)
-    shutil.rmtree(os.path.join(b, "store/index"))
-    shutil.copytree(os.path.join(TOP, "out/store/index"), os.path.join(b, "store/index"))
-    env = dict(os.environ, STREAMCD_OUT=b, STREAMCD_CACHE="",
-               STREAMCD_GUESTS=os.path.join(TOP, "tests/screentest"), STREAMCD_GUESTS_ONLY="1")
-    with open(os.path.join(work, "guests.log"), "w") as f:
-        r = subprocess.run([os.path.join(TOP, "build.sh"), "guests"], env=env, stdout=f, stderr=subprocess.STDOUT)
-    if r.returncode:
-        sys.exit(f"screen: the store with the screen CD did not build: {work}/guests.log")
+    """A copy of out/store with the screen CD's recipe only in its
+    catalogue: tests/boot-lib.sh's guests_build, as tests/boot-screen.sh."""
+    b, logf = os.path.join(work, "b"), os.path.join(work, "guests.log")
+    rc = subprocess.run(["bash", "-c", '. "$1/tests/boot-lib.sh" && guests_build "$2" "$1/tests/screentest" "$3"',
+                         "_", TOP, b, logf], capture_output=True, text=True).stdout.strip()
+    if rc != "0":
+        sys.exit(f"screen: the store with the screen CD did not build: {logf}")
     return os.path.join(b, "store")
 
 

@@ -213,7 +213,7 @@ run_qemu_args() {
 	# one chardev connection, shared by all and gone after the first); nc's
 	# own complaints would otherwise reach the guest as the server's answer.
 	# STREAMCD_FORWARD=HOSTPORT:PORT: 127.0.0.1:HOSTPORT here reaches dom0's
-	# TCP PORT (bench/screen.sh reads a guest's screen that way).
+	# TCP PORT (bench/screen.py reads a guest's screen that way).
 	local fwd=
 	if [[ -n ${STREAMCD_FORWARD:-} ]]; then
 		[[ $STREAMCD_FORWARD =~ ^([0-9]+):([0-9]+)$ ]] ||

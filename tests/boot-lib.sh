@@ -6,6 +6,23 @@
 BOOT_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BOOT_LOGS=$BOOT_TOP/out/test-logs
 
+# guests_build OUT RECIPES LOG [build.sh ARGS]: the guests stage into OUT
+# (a copy of out/store, hard links and its own indexes, so that dom0 boots
+# from it) with the recipe folder RECIPES only; prints its exit status.
+guests_build() {
+	local b=$1 recipes=$2 logf=$3 rc=0
+	shift 3
+	if [[ ! -d $b/store ]]; then
+		mkdir -p "$b"
+		cp -al "$BOOT_TOP/out/store" "$b/store"
+		rm -rf "$b/store/index"
+		cp -a "$BOOT_TOP/out/store/index" "$b/store/index"
+	fi
+	STREAMCD_OUT=$b STREAMCD_CACHE='' STREAMCD_GUESTS=$recipes STREAMCD_GUESTS_ONLY=1 \
+		"$BOOT_TOP/build.sh" guests "$@" >"$logf" 2>&1 || rc=$?
+	echo "$rc"
+}
+
 # boot_build: the stages a boot needs, up to date.
 boot_build() {
 	mkdir -p "$BOOT_LOGS"

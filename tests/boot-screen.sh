@@ -19,18 +19,10 @@ requires python3 nginx qemu-system-x86_64 xorriso as ld tesseract
 boot_build >/dev/null
 tmpdir_make work
 chmod 755 "$work"
-OUT=$REPO/out
 
 R=$REPO/tests/screentest
 B=$work/b
-mkdir -p "$B"
-cp -al "$OUT/store" "$B/store"
-rm -rf "$B/store/index"
-cp -a "$OUT/store/index" "$B/store/index"
-rc=0
-STREAMCD_OUT=$B STREAMCD_CACHE='' STREAMCD_GUESTS=$R STREAMCD_GUESTS_ONLY=1 \
-	"$REPO/build.sh" guests >"$work/guests.log" 2>&1 || rc=$?
-expect "the store with the screen CD's recipe" 0 "$rc"
+expect "the store with the screen CD's recipe" 0 "$(guests_build "$B" "$R" "$work/guests.log")"
 if grep -q '^display = screen$' "$B/guests/catalog"; then
 	pass "its catalogue says display = screen"
 else

@@ -361,12 +361,12 @@ def scenario_guest(con, name, timeout):
     if guest_key(con, name, "display") == "screen":
         # A guest with a serial console says its ready line there, and
         # its screen need not show it (a kernel with console=ttyS0).
-        serial = guest_key(con, name, "console") == "serial"
-        screenshot_check(con, name, None if serial else guest_key(con, name, "ready"))
+        console = guest_key(con, name, "console")
+        screenshot_check(con, name, None if console == "serial" else guest_key(con, name, "ready"))
         out = con.run(f"streamcd view {name}; echo rc=$?", 60)
         check("rc=1" in out and "shows on the PC's screen" in out,
               f"on a serial console, 'streamcd view {name}' says where its screen is: {out.strip()}")
-        if guest_key(con, name, "console") == "none":
+        if console == "none":
             out = con.run(f"streamcd console {name}; echo rc=$?", 60)
             check("rc=1" in out and "has no console, only its screen" in out,
                   f"{name} has no console to attach, and that is said: {out.strip()}")

@@ -138,25 +138,9 @@ cat >"$R/testos-gone.guest" <<-'EOF'
 	ready = never
 EOF
 
-# guests_build OUT LOG [build.sh ARGS]: the guests stage into OUT (a copy of
-# out/store, so that dom0 boots from it) with the test's recipes only.
-guests_build() {
-	local b=$1 logf=$2 rc=0
-	shift 2
-	if [[ ! -d $b/store ]]; then
-		mkdir -p "$b"
-		cp -al "$OUT/store" "$b/store"
-		rm -rf "$b/store/index"
-		cp -a "$OUT/store/index" "$b/store/index"
-	fi
-	STREAMCD_OUT=$b STREAMCD_CACHE='' STREAMCD_GUESTS=$work/recipes/testos STREAMCD_GUESTS_ONLY=1 \
-		"$REPO/build.sh" guests "$@" >"$logf" 2>&1 || rc=$?
-	echo "$rc"
-}
-
 # --- downloads -----------------------------------------------------------
 B=$work/b
-expect "the build with a missing artifact succeeds" 0 "$(guests_build "$B" "$work/build.log")"
+expect "the build with a missing artifact succeeds" 0 "$(guests_build "$B" "$R" "$work/build.log")"
 cp "$work/build.log" "$work/out"
 says "artifacts are downloaded from their URL" "downloading $U/testos-cd.iso.gz"
 says "and checked" "artifact testos-cd.iso.gz from $U/testos-cd.iso.gz, sha256 checked"
@@ -202,21 +186,21 @@ cp "$up"/testos-* "$work/from/"
 good=$(sha256sum <"$up/testos-cd.iso.gz" | cut -d' ' -f1)
 printf '\x00' | dd of="$work/from/testos-cd.iso.gz" bs=1 seek=100 conv=notrunc status=none
 bad=$(sha256sum <"$work/from/testos-cd.iso.gz" | cut -d' ' -f1)
-expect "a wrong file in --from: the build goes on" 0 "$(guests_build "$work/b2" "$work/out" --from "$work/from")"
+expect "a wrong file in --from: the build goes on" 0 "$(guests_build "$work/b2" "$R" "$work/out" --from "$work/from")"
 says "the wrong file is refused naming both hashes" "testos-cd.iso.gz refused: sha256 $bad, the recipe pins sha256 $good"
 says "and its recipe is left out" "testos-hvm LEFT OUT"
 says "the right files are taken from --from" "artifact testos-vmlinuz from $work/from, sha256 checked"
 cp "$up/testos-cd.iso.gz" "$work/from/"
-expect "the right file in --from: built" 0 "$(guests_build "$work/b3" "$work/out" --from "$work/from")"
+expect "the right file in --from: built" 0 "$(guests_build "$work/b3" "$R" "$work/out" --from "$work/from")"
 says "nothing downloaded" "artifact testos-cd.iso.gz from $work/from"
 says_not "nothing tried on the network" "downloading $U/testos-cd"
-expect "--from a directory that is not: refused" 1 "$(guests_build "$work/b4" "$work/out" --from "$work/nowhere")"
+expect "--from a directory that is not: refused" 1 "$(guests_build "$work/b4" "$R" "$work/out" --from "$work/nowhere")"
 says "naming it" "no such directory"
 
 # --- a bad artifacts line stops the build ------------------------------------
 cp "$R/artifacts" "$work/artifacts.good"
 echo "testos-x.img 12 md5:abc $U/x" >>"$R/artifacts"
-expect "a bad pin stops the build" 1 "$(guests_build "$work/b5" "$work/out" --from "$work/from")"
+expect "a bad pin stops the build" 1 "$(guests_build "$work/b5" "$R" "$work/out" --from "$work/from")"
 says "naming the file and line" "artifacts:$(wc -l <"$R/artifacts"): hash 'md5:abc'"
 cp "$work/artifacts.good" "$R/artifacts"
 

@@ -2,7 +2,7 @@
 # El Torito loads without emulation at 0x7c00. It shows a known text on the
 # VGA text screen, echoes every typed key on the screen and on COM1, on F2
 # draws a picture in VGA mode 13h (any key returns to text) and on F3 counts
-# frames on its top line as fast as it can until a key (bench/screen.sh:
+# frames on its top line as fast as it can until a key (bench/screen.py:
 # a screen that never stops changing). Nothing but the BIOS: int 10h,
 # int 16h and port I/O. Built by tests/screen.py.
 	.code16

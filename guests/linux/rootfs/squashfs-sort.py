@@ -4,10 +4,10 @@ mksquashfs's own order (a depth-first walk, each directory's entries by
 name) for every file of TREE, except the files named by the lists LAST
 (paths relative to TREE, one a line), which go after all others.
 
-Why (guests/linux/README.md, "What dom0's boot reads"): a file added to the
-root image moves every block after it, and with them where the files
-dom0's boot reads start and end; put last, it moves nothing that boot
-reads. mksquashfs without -sort writes in that walk's order; with -sort it
+Why (guests/linux/README.md, "What a boot reads, and the build's boot
+profile"): a file added to the root image moves every block after it, and
+with them where the files dom0's boot reads start and end; put last, it
+moves nothing that boot reads. mksquashfs without -sort writes in that walk's order; with -sort it
 puts equal priorities in another order, so every file gets its own."""
 import os
 import sys

@@ -231,7 +231,7 @@ static int load_font(const char *psf, struct sv_font *font, char *where, size_t 
 	return rc;
 }
 
-/* What bench/screen.sh reads: frames drawn in each second of the view,
+/* What bench/screen.py reads: frames drawn in each second of the view,
  * and the milliseconds from each key to the screen's next change. */
 #define STATS_SECONDS 3600
 struct stats {
@@ -247,7 +247,6 @@ static void write_stats(const struct stats *st, const char *path)
 
 	if (!f)
 		return;
-	fprintf(f, "start_epoch %.3f\n", (double)time(NULL) - secs);
 	fprintf(f, "seconds %.3f\nframes %lu\nkeys %lu\n", secs, st->frames, st->keys);
 	fprintf(f, "frames_per_second");
 	for (unsigned i = 0; i < STATS_SECONDS && i <= (unsigned)secs; i++)
