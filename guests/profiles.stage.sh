@@ -20,6 +20,8 @@ cached by the images' versions"
 # The console lines dom0's launcher prints (its last line, "streamcd:
 # guest profiles recorded", ends the run: iso/run.stage.sh).
 GUEST_PROFILE_LINE=streamcd-profile:
+# The line after each image's: how many blocks they hold.
+GUEST_PROFILE_COUNT_LINE=streamcd-profiled:
 
 # guest_profile_images: "IMAGE VERSION" of every image the catalogue's
 # guests boot from (not their gdb symbols), once each.
@@ -32,7 +34,7 @@ guest_profile_images() {
 
 # guest_profile_trace DIR: the traced boot, its profiles in DIR.
 guest_profile_trace() {
-	local dir=$1 console=$OUT/log/guest-profiles-console.log
+	local dir=$1 console=$OUT/log/guest-profiles-console.log img ver blocks n said
 	[[ -f $OUT/streamcd.iso ]] || die "guest-profiles: no $OUT/streamcd.iso: run ./build.sh iso first"
 	log "guest-profiles: booting the ISO in QEMU, each guest launched with its images traced (console: $console)"
 	if ! (STREAMCD_APPEND=streamcd.profile_guests STREAMCD_STORE='' STREAMCD_DISK='' STREAMCD_MEDIA=cdrom \
@@ -42,13 +44,19 @@ guest_profile_trace() {
 		die "guest-profiles: the traced boot failed; see $console"
 	fi
 	# One line per image: its name, its version, then every block.
-	sed -n "s/\r//; s/^.*$GUEST_PROFILE_LINE *//p" "$console" |
+	# Serial lines end in \r\r\n: each \r goes, or the last block of
+	# every line would (it did, as for dom0's profile; issue 21).
+	sed -n "s/\r//g; s/^.*$GUEST_PROFILE_LINE *//p" "$console" |
 		awk '{ k = $1 " " $2; if (!(k in line)) { order[++n] = k; line[k] = k }
 			for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) line[k] = line[k] " " $i }
 			END { for (i = 1; i <= n; i++) print line[order[i]] }' >"$dir/profiles.txt"
 	[[ -s $dir/profiles.txt ]] || die "guest-profiles: the boot printed no '$GUEST_PROFILE_LINE' lines; see $console"
 	while read -r img ver blocks; do
-		log "guest-profiles: $img version $ver: the guests' boots read $(wc -w <<<"$blocks") blocks"
+		n=$(wc -w <<<"$blocks")
+		said=$(sed -n "s/\r//g; s/^.*$GUEST_PROFILE_COUNT_LINE $img $ver \([0-9]*\) blocks\$/\1/p" "$console" | tail -1)
+		[[ $said == "$n" ]] ||
+			die "guest-profiles: read $n blocks of $img off the console, but the boot said '${said:-(nothing)}'; see $console"
+		log "guest-profiles: $img version $ver: the guests' boots read $n blocks"
 	done <"$dir/profiles.txt"
 }
 

@@ -30,6 +30,7 @@ enum block_flag {
 	B_PREFETCHED = 1, /* the download-ahead fetched it */
 	B_HIT = 2,	  /* and it has been read since */
 	B_TRACED = 4,	  /* its first read went to --trace */
+	B_PLANNED = 8,	  /* the download-ahead's plan holds it */
 };
 
 struct pending {
@@ -492,15 +493,15 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
-	/* A read of what the download-ahead brought waits for nothing: a
-	 * guess from it would fetch blocks the profile knew were not needed
-	 * (a boot's reads wander within a few MB of each other: measured, 4
-	 * to 10 MB of guesses by "dom0 ready" on top of a 19 MB profile). */
-	if (d->flags[first] & B_PREFETCHED) {
-		/* Nor is the read after it "sequential": the blocks between a
-		 * profile's blocks are what the boot did not read (measured:
-		 * 21 such guesses by "dom0 ready", and at times a window of
-		 * 32 blocks, 2.8 to 6 MB in all; issue 21). */
+	/* A read of a block the profile holds is no sign of what comes
+	 * next: the profile already said so, and the blocks between its
+	 * blocks are what the boot did not read (measured, issue 21: such
+	 * guesses cost 4 to 10 MB by "dom0 ready" on top of a 19 MB
+	 * profile). Whether the download-ahead brought the block or a
+	 * reader got there first does not matter: on a slow link a boot
+	 * reads ahead of the download's window, and reads again what it
+	 * read. */
+	if (d->flags[first] & B_PLANNED) {
 		d->seq_next = UINT64_MAX / 2;
 		pthread_mutex_unlock(&d->lock);
 		return;
@@ -650,6 +651,8 @@ int hc_dev_open(const char *url, hc_index *idx, hc_diskcache *dc, const struct h
 	if (d->nplan && !dc &&
 	    (!o->prefetch_mem || !(d->zc = hc_memcache_new(o->prefetch_mem, idx->block_count))))
 		d->nplan = 0;
+	for (size_t i = 0; i < d->nplan; i++)
+		d->flags[d->plan[i]] |= B_PLANNED;
 	d->pf_window = 2 * hc_fetch_bg_limit(&o->fetch);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		if (pthread_create(&d->threads[i], NULL, worker, d)) {

@@ -936,6 +936,28 @@ static void test_prefetch(void)
 		      "readahead: no guess from a sequential run outside the profile");
 		hc_dev_close(d);
 	}
+	/* Nor do profile blocks a reader got before the download-ahead did
+	 * (a boot reads ahead of its window), read again once it is done.
+	 * One slow background transfer keeps 16 and 17 out of its reach. */
+	o.fetch.bg_connections = 1;
+	o.fetch.bg_rate = 20 * BS;
+	d = open_opts(url, "pf", &o, NULL);
+	if (d) {
+		read_check(d, img1, IMAGE_SIZE, 16 * BS, BS, "readahead: block 16 first");
+		read_check(d, img1, IMAGE_SIZE, 17 * BS, BS, "readahead: block 17 first");
+		for (int i = 0; i < 500 && stat_of(d, "prefetch_left") != 0; i++)
+			usleep(10000);
+		check(stat_of(d, "prefetch_blocks") < 8,
+		      "readahead: the download got 16 or 17 first");
+		read_check(d, img1, IMAGE_SIZE, 16 * BS, BS, "readahead: block 16 again");
+		read_check(d, img1, IMAGE_SIZE, 17 * BS, BS, "readahead: block 17 again");
+		check(stat_of(d, "readahead_blocks") == 0,
+		      "readahead: %llu guesses from profile blocks read before the download",
+		      (unsigned long long)stat_of(d, "readahead_blocks"));
+		hc_dev_close(d);
+	}
+	o.fetch.bg_connections = 0;
+	o.fetch.bg_rate = 0;
 	o.readahead = 0;
 	o.prefetch = HC_PREFETCH_FILL;
 	pathf(tpath, "%s/trace", root);

@@ -17,6 +17,8 @@ cached by the image's version"
 
 # The console lines streamcd-ready prints on a traced boot.
 PROFILE_LINE=streamcd-trace:
+# The line after them: how many blocks they hold.
+PROFILE_COUNT_LINE=streamcd-traced:
 
 # profile_version: the dom0 image version the rootfs stage stored.
 profile_version() {
@@ -26,7 +28,7 @@ profile_version() {
 
 # profile_trace VERSION DIR: boot, and the trace into DIR.
 profile_trace() {
-	local version=$1 dir=$2 console=$OUT/log/profile-console.log n
+	local version=$1 dir=$2 console=$OUT/log/profile-console.log n said
 	[[ -f $OUT/streamcd.iso ]] || die "profile: no $OUT/streamcd.iso: run ./build.sh iso first"
 	log "profile: booting the ISO in QEMU with streamcd.trace (console: $console)"
 	# The same watched run as ./build.sh run without a terminal, from the
@@ -37,9 +39,15 @@ profile_trace() {
 		STREAMCD_RUN_TIMEOUT=${STREAMCD_PROFILE_TIMEOUT:-900} stage_run) </dev/null >"$console"; then
 		die "profile: the traced boot failed; see $console"
 	fi
-	sed -n "s/\r//; s/^.*$PROFILE_LINE//p" "$console" | tr -s ' ' '\n' | grep -E '^[0-9]+$' >"$dir/dom0.profile" || true
+	# Serial lines end in \r\r\n: each \r goes, or the last number of
+	# every line would (it did: 11 of 164 blocks, fetched one by one and
+	# with read-ahead guesses by every boot, 2.6 MB; issue 21).
+	sed -n "s/\r//g; s/^.*$PROFILE_LINE//p" "$console" | tr -s ' ' '\n' | grep -E '^[0-9]+$' >"$dir/dom0.profile" || true
 	n=$(wc -l <"$dir/dom0.profile")
 	((n > 0)) || die "profile: the traced boot printed no '$PROFILE_LINE' lines; see $console"
+	said=$(sed -n "s/\r//g; s/^.*$PROFILE_COUNT_LINE \([0-9]*\) blocks\$/\1/p" "$console" | tail -1)
+	[[ $said == "$n" ]] ||
+		die "profile: read $n block numbers off the console, but the boot said '$PROFILE_COUNT_LINE ${said:-(nothing)} blocks'; see $console"
 	printf '%s\n' "$version" >"$dir/version"
 	log "profile: dom0 version $version: its boot read $n blocks"
 }
