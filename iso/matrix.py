@@ -93,12 +93,14 @@ FIXED = [
 ]
 
 # The guests whose screens the screen cases know: what the screen shows once
-# the guest is up, a line to type, and what the screen then shows. The
-# first of them in the catalogue is the one a screen case starts
-# (screentest: tests/screencd.S, in tests/boot-screen.sh's store).
+# the guest is up, a line to type, what the screen then shows, and what it
+# shows while the PC's mouse holds its left button (empty: the guest shows
+# nothing of a mouse). The first of them in the catalogue is the one a
+# screen case starts (screentest: tests/screencd.S, in tests/boot-screen.sh's
+# store).
 SCREEN_GUESTS = [
-    ("linux-hvm", "ready, Xen HVM guest", "echo typed-$((6*7))", "typed-42"),
-    ("screentest", "a CD that shows this line", "Hello, PC 42", "Hello, PC 42"),
+    ("linux-hvm", "ready, Xen HVM guest", "echo typed-$((6*7))", "typed-42", ""),
+    ("screentest", "a CD that shows this line", "Hello, PC 42", "Hello, PC 42", "LEFT"),
 ]
 
 

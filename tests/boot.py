@@ -818,7 +818,7 @@ def menu_number(text, name):
     return None
 
 
-def scenario_screen(con, name, shows, typed, echoes, kiosk):
+def scenario_screen(con, name, shows, typed, echoes, clicked, kiosk):
     """A person at the PC: what the screen shows (OCR of screendumps), what
     the keyboard types (sendkey); the serial console is not read."""
     con.rescue_fails = False
@@ -844,6 +844,23 @@ def scenario_screen(con, name, shows, typed, echoes, kiosk):
     scr.mon.type(typed + "\n")
     scr.wait_text(echoes, 120, f"the typed {typed!r} on {name}'s screen")
     check(True, f"typed keys reach {name}: {echoes!r} on its screen ({scr.shot_name()})")
+    if clicked:
+        # The PC's mouse: dom0 loads its drivers as the screen is shown,
+        # so the first moves may come before the viewer has the device.
+        deadline = time.monotonic() + 120
+        while True:
+            scr.mon.mouse(12, 8, 1)
+            try:
+                scr.wait_text(clicked, 10, f"{clicked!r} on {name}'s screen while the mouse's left "
+                              "button is held", every=2)
+                break
+            except screen.ScreenError:
+                scr.mon.mouse(buttons=0)
+                if time.monotonic() > deadline:
+                    raise
+        scr.mon.mouse(buttons=0)
+        check(True, f"the PC's mouse reaches {name}: {clicked!r} on its screen with the left "
+              f"button held ({scr.shot_name()})")
     scr.mon.key("ctrl-bracket_right")
     scr.wait_text(MENU_LINE, 120, "the menu after Ctrl-]")
     check(True, f"Ctrl-] comes back to the menu ({scr.shot_name()})")
@@ -898,7 +915,8 @@ SCENARIOS = {
     "stick-bad": (lambda con, a: scenario_stick_bad(con, a.expect[0]), {"STREAMCD_MEDIA": "usb"}),
     "mounted": (lambda con, a: scenario_mounted(con, a.expect[0]), {}),
     "peers": (lambda con, a: scenario_peers(con), {"STREAMCD_APPEND": "streamcd.peers=1"}),
-    "screen": (lambda con, a: scenario_screen(con, *a.expect, a.kiosk), {"STREAMCD_MONITOR": ""}),
+    "screen": (lambda con, a: scenario_screen(con, *a.expect[:4], (a.expect + [""])[4], a.kiosk),
+               {"STREAMCD_MONITOR": ""}),
 }
 
 # Where screenshots go: beside the console's log (main() sets it).
@@ -927,8 +945,9 @@ def main():
         ap.error(f"{args.scenario} takes one argument")
     if args.scenario == "guest" and len(args.expect) != 2:
         ap.error("guest takes NAME and the seconds its recipe gives it to be ready")
-    if args.scenario == "screen" and len(args.expect) != 4:
-        ap.error("screen takes NAME, what its screen SHOWS, what to TYPE and what that ECHOES")
+    if args.scenario == "screen" and len(args.expect) not in (4, 5):
+        ap.error("screen takes NAME, what its screen SHOWS, what to TYPE, what that ECHOES "
+                 "and, if it shows a mouse, what it shows with the left button held")
     global SHOTS
     SHOTS = os.path.dirname(os.path.abspath(args.log))
     mon_dir = tempfile.TemporaryDirectory(prefix="streamcd-screen-")

@@ -239,6 +239,14 @@ class Monitor:
     def key(self, name, hold_ms=100):
         self.cmd(f"sendkey {name} {hold_ms}")
 
+    def mouse(self, dx=0, dy=0, buttons=None):
+        """The PC's mouse moved by DX, DY; BUTTONS (1 left, 2 right, 4
+        middle) held from then on when given."""
+        if dx or dy:
+            self.cmd(f"mouse_move {dx} {dy}")
+        if buttons is not None:
+            self.cmd(f"mouse_button {buttons}")
+
     def type(self, text, gap=0.15):
         for ch in text:
             self.key(key_name(ch))

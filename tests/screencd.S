@@ -3,8 +3,10 @@
 # VGA text screen, echoes every typed key on the screen and on COM1, on F2
 # draws a picture in VGA mode 13h (any key returns to text) and on F3 counts
 # frames on its top line as fast as it can until a key (bench/screen.py:
-# a screen that never stops changing). Nothing but the BIOS: int 10h,
-# int 16h and port I/O. Built by tests/screen.py.
+# a screen that never stops changing); the PS/2 mouse's packets are
+# counted on row 22 with the button held ("MOUSE 00012 LEFT"). Nothing
+# but the BIOS: int 10h, int 15h C2xx, int 16h and port I/O. Built by
+# tests/screen.py.
 	.code16
 	.section .text
 	.globl _start
@@ -19,6 +21,7 @@ _start:
 	call	com1_init
 	movw	$serial_hello, %si
 	call	com1_puts
+	call	mouse_init
 text_screen:
 	movw	$0x0003, %ax		# 80x25 colour text, screen cleared
 	int	$0x10
@@ -32,10 +35,19 @@ text_screen:
 	movw	$(4 * 160 + 4 * 2), %di
 	movb	$0x07, %ah
 	call	vga_puts
+	call	mouse_show
 	movw	$(6 * 160 + 4 * 2), %di	# where typed keys go
 	call	cursor
 key:
-	xorb	%ah, %ah		# int 16h: wait for a key
+	movb	$1, %ah			# int 16h: a key waiting?
+	int	$0x16
+	jnz	1f
+	cmpb	$0, mouse_new
+	je	2f
+	call	mouse_show
+2:	hlt				# until the next interrupt: timer, key, mouse
+	jmp	key
+1:	xorb	%ah, %ah		# take the key
 	int	$0x16
 	cmpb	$0x3c, %ah		# F2: the picture
 	je	picture
@@ -159,6 +171,81 @@ count:
 	popw	%di
 	jmp	key
 
+# The BIOS's PS/2 mouse services: 3-byte packets to mouse_packet, then on.
+# No mouse (the BIOS says so with CF) leaves row 22 at "MOUSE 00000".
+mouse_init:
+	pushw	%es
+	movw	$0xc205, %ax		# initialise: 3-byte packets
+	movb	$3, %bh
+	int	$0x15
+	jc	1f
+	xorw	%ax, %ax
+	movw	%ax, %es
+	movw	$mouse_packet, %bx	# the handler, at ES:BX
+	movw	$0xc207, %ax
+	int	$0x15
+	jc	1f
+	movw	$0xc200, %ax		# enable
+	movb	$1, %bh
+	int	$0x15
+1:	popw	%es
+	ret
+
+# Called far by the BIOS's IRQ 12 handler with the packet on the stack:
+# status (the buttons in bits 0-2), x, y, 0, pushed in that order.
+mouse_packet:
+	pushw	%bp
+	movw	%sp, %bp
+	pushw	%ds
+	pushw	%ax
+	xorw	%ax, %ax
+	movw	%ax, %ds
+	incw	mouse_count
+	movb	12(%bp), %al
+	andb	$7, %al
+	movb	%al, mouse_buttons
+	movb	$1, mouse_new
+	popw	%ax
+	popw	%ds
+	popw	%bp
+	lret
+
+# Row 22: "MOUSE nnnnn " and LEFT, RIGHT, MIDDLE or NONE; DI is kept.
+mouse_show:
+	pushw	%di
+	movb	$0, mouse_new
+	movw	$(22 * 160 + 4 * 2), %di
+	movw	$mouse_msg, %si
+	movb	$0x0b, %ah		# light cyan
+	call	vga_puts
+	movw	mouse_count, %ax	# five decimal digits, right to left
+	movw	$(22 * 160 + 14 * 2), %di
+	movw	$10, %bx
+2:	xorw	%dx, %dx
+	divw	%bx
+	addb	$'0', %dl
+	movb	%dl, %es:(%di)
+	movb	$0x0b, %es:1(%di)
+	subw	$2, %di
+	cmpw	$(22 * 160 + 9 * 2), %di
+	ja	2b
+	movw	$none_msg, %si
+	movb	mouse_buttons, %al
+	testb	$1, %al
+	jz	3f
+	movw	$left_msg, %si
+3:	testb	$2, %al
+	jz	4f
+	movw	$right_msg, %si
+4:	testb	$4, %al
+	jz	5f
+	movw	$middle_msg, %si
+5:	movw	$(22 * 160 + 16 * 2), %di
+	movb	$0x0b, %ah
+	call	vga_puts
+	popw	%di
+	ret
+
 # vga_puts: the string at DS:SI to ES:DI, attribute AH.
 vga_puts:
 	lodsb
@@ -210,9 +297,17 @@ com1_puts:
 1:	ret
 
 banner:		.asciz	"STREAMCD SCREEN TEST: a CD that shows this line"
-help:		.asciz	"Type keys, they appear below. F2: a picture, F3: frames."
+help:		.asciz	"Type keys, they appear below. F2: a picture, F3: frames. Mouse: row 22."
 serial_hello:	.asciz	"\r\nSTREAMCD SCREEN TEST on COM1\r\n"
 typed_nl:	.asciz	"\r\n"
 picture_msg:	.asciz	"\r\nSTREAMCD SCREEN TEST picture\r\n"
 frame_msg:	.asciz	"FRAME "
+mouse_msg:	.asciz	"MOUSE "
+none_msg:	.asciz	"NONE  "
+left_msg:	.asciz	"LEFT  "
+right_msg:	.asciz	"RIGHT "
+middle_msg:	.asciz	"MIDDLE"
+mouse_count:	.word	0
+mouse_buttons:	.byte	0
+mouse_new:	.byte	0
 	.org	2048

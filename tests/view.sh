@@ -35,7 +35,7 @@ expect "--wait sees the CD's banner" 0 "$rc"
 text=$("$V" --font "$FONT" --text "$work/vnc")
 expect "--text reads the banner exactly" "    STREAMCD SCREEN TEST: a CD that shows this line" \
 	"$(sed -n 3p <<<"$text")"
-expect "and the help line" "    Type keys, they appear below. F2: a picture, F3: frames." \
+expect "and the help line" "    Type keys, they appear below. F2: a picture, F3: frames. Mouse: row 22." \
 	"$(sed -n 5p <<<"$text")"
 
 "$V" --type 'Hello, Screen 42!\n' "$work/vnc"

@@ -4,11 +4,12 @@
  * dom0's launcher gives every HVM guest shown on the screen a QEMU VNC
  * server on a unix socket (guests/README.md, "The guest's screen"). This
  * program is its client: full screen on the virtual terminal the menu runs
- * on, the PC's keyboard to the guest until Ctrl-]; or, without a person,
+ * on, the PC's keyboard and mouse to the guest until Ctrl-]; or, without a person,
  * the screen as a PNG file, as text, or a wait for a text to show.
  */
 #include "console.h"
 #include "keys.h"
+#include "mouse.h"
 #include "png.h"
 #include "text.h"
 #include "vnc.h"
@@ -37,13 +38,16 @@ static void usage(FILE *f)
 	      "Shows a guest's screen, from QEMU's VNC server at VNC (a unix socket's path or\n"
 	      "HOST:PORT), full screen on this virtual terminal: the PC's keyboard goes to the\n"
 	      "guest until " ESCAPE_NAME
-	      " (Ctrl and the key right of P), which comes back. A UEFI\n"
+	      " (Ctrl and the key right of P), which comes back; so does the\n"
+	      "mouse (its pointer starts in the middle of the guest's screen). A UEFI\n"
 	      "PC's framebuffer shows it scaled to fit; a BIOS PC's text console shows a text\n"
 	      "mode's characters as they are and a graphics mode in coloured blocks.\n"
 	      "\n"
 	      "  --name NAME        the guest's name, for the line shown at the start\n"
 	      "  --tty DEV          the virtual terminal to use (default: standard input)\n"
 	      "  --text-console     draw in character cells even where there is a framebuffer\n"
+	      "  --mouse DEV        the PC's mice, in the PS/2 protocol (default\n"
+	      "                     /dev/input/mice; none: no mouse); without it, keys only\n"
 	      "  --stats FILE       at the end, write counters: frames drawn, keys, and the\n"
 	      "                     milliseconds from each key to the screen's next change\n"
 	      "\n"
@@ -235,7 +239,7 @@ static int load_font(const char *psf, struct sv_font *font, char *where, size_t 
  * and the milliseconds from each key to the screen's next change. */
 #define STATS_SECONDS 3600
 struct stats {
-	unsigned long frames, keys, lat_n;
+	unsigned long frames, keys, mouse_packets, lat_n;
 	double start, key_at, lat_ms[256];
 	unsigned per_second[STATS_SECONDS];
 };
@@ -247,7 +251,8 @@ static void write_stats(const struct stats *st, const char *path)
 
 	if (!f)
 		return;
-	fprintf(f, "seconds %.3f\nframes %lu\nkeys %lu\n", secs, st->frames, st->keys);
+	fprintf(f, "seconds %.3f\nframes %lu\nkeys %lu\nmouse_packets %lu\n", secs, st->frames,
+		st->keys, st->mouse_packets);
 	fprintf(f, "frames_per_second");
 	for (unsigned i = 0; i < STATS_SECONDS && i <= (unsigned)secs; i++)
 		fprintf(f, " %u", st->per_second[i]);
@@ -268,11 +273,40 @@ static void on_fatal(int sig)
 	raise(sig);
 }
 
+/* The mouse's bytes that came, as pointer events to the guest. */
+static void mouse_to_guest(struct sv_vnc *v, struct sv_mouse *m, int fd, struct stats *st)
+{
+	uint8_t buf[64];
+	struct sv_image im;
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	sv_vnc_image(v, &im);
+	for (ssize_t i = 0; i < n; i++) {
+		int wheel;
+
+		if (!sv_mouse_feed(m, buf[i], im.w, im.h, &wheel))
+			continue;
+		st->mouse_packets++;
+		sv_vnc_pointer(v, (unsigned)m->x, (unsigned)m->y, m->buttons);
+		/* A wheel click is a press and release of VNC's button 4 or 5. */
+		for (int k = 0; k < (wheel < 0 ? -wheel : wheel); k++) {
+			unsigned b = wheel < 0 ? SV_WHEEL_UP : SV_WHEEL_DOWN;
+
+			sv_vnc_pointer(v, (unsigned)m->x, (unsigned)m->y, m->buttons | b);
+			sv_vnc_pointer(v, (unsigned)m->x, (unsigned)m->y, m->buttons);
+		}
+	}
+}
+
 static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_only,
-		const char *stats_path)
+		const char *mouse_dev, const char *stats_path)
 {
 	struct sv_console c;
 	struct sv_kbd kbd = { 0 };
+	struct sv_mouse mouse;
+	unsigned mouse_size = 3;
+	int mouse_fd = -1;
+	double mouse_try = 0;
 	static struct stats st;
 	char err[256], banner[160];
 	double banner_until;
@@ -300,16 +334,36 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 	}
 	sv_console_banner(&c, banner);
 	banner_until = now() + BANNER_SECONDS;
+	if (mouse_dev && !strcmp(mouse_dev, "none"))
+		mouse_dev = NULL;
 	while (!stop_signal) {
-		struct pollfd p[2] = { { c.fd, POLLIN, 0 }, { sv_vnc_fd(v), POLLIN, 0 } };
+		struct pollfd p[3] = { { c.fd, POLLIN, 0 },
+				       { sv_vnc_fd(v), POLLIN, 0 },
+				       { mouse_fd, POLLIN, 0 } };
 		int timeout = banner_until ? (int)((banner_until - now()) * 1000) + 1 : 1000;
 		unsigned char buf[64];
 		ssize_t n;
 		bool resized;
 
+		/* The launcher loads the mouse's drivers as the screen is shown,
+		 * not before it: the device may come a moment later, or never
+		 * (no mouse): the keyboard alone then. */
+		if (mouse_dev && mouse_fd < 0 && now() >= mouse_try) {
+			mouse_fd = sv_mouse_open(mouse_dev, &mouse_size);
+			p[2].fd = mouse_fd;
+			if (mouse_fd >= 0) {
+				struct sv_image im;
+
+				sv_vnc_image(v, &im);
+				sv_mouse_init(&mouse, mouse_size, im.w, im.h);
+			}
+			mouse_try = now() + 1;
+		}
+		if (mouse_dev && mouse_fd < 0 && timeout > 1000)
+			timeout = 1000;
 		if (timeout < 0)
 			timeout = 0;
-		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+		if (poll(p, mouse_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
 			break;
 		if (sv_vnc_pump(v, 0) < 0) {
 			rc = 3;
@@ -337,6 +391,8 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 				st.key_at = 0;
 			}
 		}
+		if (mouse_fd >= 0 && (p[2].revents & POLLIN))
+			mouse_to_guest(v, &mouse, mouse_fd, &st);
 		if (!(p[0].revents & POLLIN))
 			continue;
 		n = read(c.fd, buf, sizeof(buf));
@@ -362,9 +418,15 @@ static int view(struct sv_vnc *v, const char *tty, const char *name, bool text_o
 			}
 		}
 	}
-	/* Nothing stays held down in the guest (the Ctrl of Ctrl-]). */
+	/* Nothing stays held down in the guest (the Ctrl of Ctrl-], a
+	 * mouse button). */
 	for (int k = sv_kbd_next_down(&kbd, -1); k >= 0; k = sv_kbd_next_down(&kbd, k))
 		sv_vnc_key(v, sv_key_qnum((unsigned)k), sv_key_keysym((unsigned)k), false);
+	if (mouse_fd >= 0) {
+		if (mouse.buttons)
+			sv_vnc_pointer(v, (unsigned)mouse.x, (unsigned)mouse.y, 0);
+		close(mouse_fd);
+	}
 	live = NULL;
 	sv_console_close(&c);
 	if (stats_path)
@@ -389,7 +451,8 @@ int main(int argc, char **argv)
 		O_TIMEOUT,
 		O_FONT,
 		O_RESET,
-		O_PSF
+		O_PSF,
+		O_MOUSE
 	};
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, O_NAME },
@@ -403,11 +466,12 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "font", required_argument, NULL, O_PSF },
 		{ "reset", required_argument, NULL, O_RESET },
+		{ "mouse", required_argument, NULL, O_MOUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *tty = NULL, *stats = NULL, *shot = NULL, *wait_re = NULL;
-	const char *type = NULL, *psf = NULL;
+	const char *type = NULL, *psf = NULL, *mouse = "/dev/input/mice";
 	bool text_only = false, text = false;
 	double timeout = 30;
 	char err[512];
@@ -441,6 +505,9 @@ int main(int argc, char **argv)
 			break;
 		case O_PSF:
 			psf = optarg;
+			break;
+		case O_MOUSE:
+			mouse = optarg;
 			break;
 		case O_TIMEOUT: {
 			char *end;
@@ -545,7 +612,7 @@ int main(int argc, char **argv)
 		}
 		sv_matcher_free(m);
 	} else {
-		rc = view(v, tty, name, text_only, stats);
+		rc = view(v, tty, name, text_only, mouse, stats);
 	}
 	sv_vnc_close(v);
 	return rc;
