@@ -152,17 +152,10 @@ count:
 	movw	$frame_msg, %si
 	movb	$0x2f, %ah		# white on green
 	call	vga_puts
-	movw	%cx, %ax		# five decimal digits, right to left
+	movw	%cx, %ax
 	movw	$(0 * 160 + 72 * 2), %di
-	movw	$10, %bx
-2:	xorw	%dx, %dx
-	divw	%bx
-	addb	$'0', %dl
-	movb	%dl, %es:(%di)
-	movb	$0x2f, %es:1(%di)
-	subw	$2, %di
-	cmpw	$(0 * 160 + 67 * 2), %di
-	ja	2b
+	movb	$0x2f, %bl
+	call	vga_digits
 	movb	$1, %ah			# a key waiting?
 	int	$0x16
 	jz	1b
@@ -218,17 +211,10 @@ mouse_show:
 	movw	$mouse_msg, %si
 	movb	$0x0b, %ah		# light cyan
 	call	vga_puts
-	movw	mouse_count, %ax	# five decimal digits, right to left
+	movw	mouse_count, %ax
 	movw	$(22 * 160 + 14 * 2), %di
-	movw	$10, %bx
-2:	xorw	%dx, %dx
-	divw	%bx
-	addb	$'0', %dl
-	movb	%dl, %es:(%di)
-	movb	$0x0b, %es:1(%di)
-	subw	$2, %di
-	cmpw	$(22 * 160 + 9 * 2), %di
-	ja	2b
+	movb	$0x0b, %bl
+	call	vga_digits
 	movw	$none_msg, %si
 	movb	mouse_buttons, %al
 	testb	$1, %al
@@ -244,6 +230,19 @@ mouse_show:
 	movb	$0x0b, %ah
 	call	vga_puts
 	popw	%di
+	ret
+
+# vga_digits: AX as five decimal digits, the last at ES:DI, attribute BL.
+vga_digits:
+	movw	$5, %si
+1:	xorw	%dx, %dx
+	divw	ten
+	addb	$'0', %dl
+	movb	%dl, %es:(%di)
+	movb	%bl, %es:1(%di)
+	subw	$2, %di
+	decw	%si
+	jnz	1b
 	ret
 
 # vga_puts: the string at DS:SI to ES:DI, attribute AH.
@@ -307,6 +306,7 @@ none_msg:	.asciz	"NONE  "
 left_msg:	.asciz	"LEFT  "
 right_msg:	.asciz	"RIGHT "
 middle_msg:	.asciz	"MIDDLE"
+ten:		.word	10
 mouse_count:	.word	0
 mouse_buttons:	.byte	0
 mouse_new:	.byte	0
