@@ -5,7 +5,9 @@
 # altered after signing (trailer and latest pointer made right again, so
 # only the signature can tell) are each refused with their own message;
 # with --cache-dir, latest leading back to an older serial is refused and
-# --version rolls back on purpose; cached indexes are checked offline too.
+# --version rolls back on purpose; an older version made again becomes the
+# latest with the next serial (the key needed again); cached indexes are
+# checked offline too.
 set -eu
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hcloop-lib.sh"
@@ -162,6 +164,21 @@ expect "the remembered serial stays 2" "2 2" "$(cat "$cache/seen/root")"
 refused "latest at serial 1 after the rollback" "refusing the downgrade" \
 	"$url" --pubkey "$work/release.pub" --cache-dir "$cache"
 point_latest "$store" 2 2
+
+log "an older version made again is the latest, with the next serial"
+expect "make of the signed version 1 again without a key fails" 1 \
+	"$(status "$HCLOOP" make -q "$FIX_IMAGE" "$store" root 1)"
+says "and says why" "is signed and older than the latest, 2: give --sign KEY"
+expect "make --sign of version 1 again" 0 \
+	"$(status "$HCLOOP" make -q --sign "$work/release.sec" "$FIX_IMAGE" "$store" root 1)"
+expect "latest: version 1, serial 3" "1 3" "$(cut -d' ' -f1,2 "$store/index/root/latest")"
+hc_mount mnt "$url" --pubkey "$work/release.pub" --cache-dir "$cache"
+expect "a client that accepted serial 2 takes it: whole image right" "$FIX_SHA" "$(whole_sha "$mnt")"
+hc_umount "$mnt"
+expect "the cache remembers serial 3" "3 1" "$(cat "$cache/seen/root")"
+expect "make --sign of version 2 again" 0 \
+	"$(status "$HCLOOP" make -q --sign "$work/release.sec" "$work/v2.img" "$store" root 2)"
+expect "latest: version 2, serial 4" "2 4" "$(cut -d' ' -f1,2 "$store/index/root/latest")"
 
 log "the cached index is checked too"
 hc_mount mnt "$url" --pubkey "$work/release.pub" --cache-dir "$cache"

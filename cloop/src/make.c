@@ -518,6 +518,34 @@ static int rewrite_hints(const struct hc_make_opts *o, hc_index *old)
 	return -EPERM;
 }
 
+/* An older version made again (a build of an older commit) is meant to be
+ * the latest once more: clients that followed the pointer past it refuse
+ * a lower serial, so it gets the next one, as a new version would. The
+ * serial is signed: a signed index needs the key again (--force: it is
+ * written unsigned). */
+static int publish_again(const struct hc_make_opts *o, hc_index *same, const struct hc_latest *old)
+{
+	struct hc_pubkey signer;
+	char why[256];
+
+	if (!o->sign_key && hc_index_signer(same, &signer, why, sizeof(why)) != -ENOKEY) {
+		if (!o->force) {
+			hc_err("%s: version %s of %s is signed and older than the latest, %s: give "
+			       "--sign KEY to make it the latest again (or --no-latest)",
+			       o->store, same->version, same->name, old->version);
+			return -EPERM;
+		}
+		/* The signature is the last section. */
+		free(same->sections[--same->nsections].data);
+	}
+	hc_info("%s: version %s of %s is older than the latest, %s: it is the latest again, "
+		"serial %llu",
+		o->store, same->version, same->name, old->version,
+		(unsigned long long)old->serial + 1);
+	same->serial = old->serial + 1;
+	return 0;
+}
+
 static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct hc_latest *old)
 {
 	char dir[PATH_MAX], path[PATH_MAX], line[256];
@@ -525,7 +553,7 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 	hc_index *same = NULL;
 	uint8_t *buf;
 	size_t len;
-	int r, storefd;
+	int r, storefd, hints = 0, again;
 
 	r = hc_pathf(dir, sizeof(dir), "%s/index/%s", o->store, idx->name);
 	if (r == 0)
@@ -542,11 +570,22 @@ static int write_index(const struct hc_make_opts *o, hc_index *idx, const struct
 		r = rewrite_hints(o, same);
 		hc_index_free(same);
 		same = NULL;
+		hints = 1;
 	}
 	if (r < 0)
 		return r;
+	/* The same blocks as an older version (not other contents forced
+	 * over it: a repair, which leaves the pointer where it is). */
+	again = (same || hints) && old && !o->no_latest &&
+		(same ? same : idx)->serial < old->serial && strcmp(idx->version, old->version);
+	if (again && (r = publish_again(o, same ? same : idx, old)) < 0) {
+		hc_index_free(same);
+		return r;
+	}
 	if (same) {
 		r = sign_existing(o, same, &buf, &len);
+		if (r == 1 && again) /* unsigned: written anew for its serial */
+			r = serialize(o, same, &buf, &len);
 		if (r != 0) {
 			hc_index_free(same);
 			return r < 0 ? r : 0;

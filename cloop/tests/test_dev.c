@@ -610,6 +610,31 @@ static void test_rebuild(void)
 	check(d && !strcmp(hc_dev_index(d)->version, "2"),
 	      "rebuild forced: latest moved back to version 1");
 	hc_dev_close(d);
+
+	/* The same blocks as the older version 1, made again (a build of an
+	 * older commit): the latest once more, with the next serial, which
+	 * a client that saw serial 2 accepts; then version 2 again. */
+	make_opts(&o, image2, "1");
+	r = hc_make(&o, &st);
+	d = open_dev(load(NULL, NULL), NULL);
+	check(r == 0 && d && !strcmp(hc_dev_index(d)->version, "1") && hc_dev_index(d)->serial == 3,
+	      "made again, version 1 is not the latest with serial 3 (%s, %llu)",
+	      d ? hc_dev_index(d)->version : "-",
+	      d ? (unsigned long long)hc_dev_index(d)->serial : 0ULL);
+	hc_dev_close(d);
+	make_opts(&o, image2, "2");
+	o.no_latest = 1;
+	r = hc_make(&o, &st);
+	d = open_dev(load(NULL, NULL), NULL);
+	check(r == 0 && d && !strcmp(hc_dev_index(d)->version, "1"),
+	      "--no-latest moved the latest pointer");
+	hc_dev_close(d);
+	o.no_latest = 0;
+	r = hc_make(&o, &st);
+	d = open_dev(load(NULL, NULL), NULL);
+	check(r == 0 && d && !strcmp(hc_dev_index(d)->version, "2") && hc_dev_index(d)->serial == 4,
+	      "version 2 made again is not the latest with serial 4");
+	hc_dev_close(d);
 out:
 	free(index1);
 	free(latest1);
