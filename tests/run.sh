@@ -7,7 +7,7 @@ set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 
-ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-servers hcloop-https hcloop-faults hcloop-offline
+ALL=(lint unit unit-san selftest-lib hcloop-cli hcloop-cli-san hcloop-servers hcloop-https hcloop-faults hcloop-offline
 	hcloop-faults-san hcloop-offline-san hcloop-crash hcloop-sign hcloop-gc hcloop-fuzz hcloop-mirrors hcloop-prefetch
 	hcloop-peers hcloop-mirrors-san hcloop-prefetch-san hcloop-peers-san
 	hcloop-static stick delayproxy serve view
@@ -48,6 +48,7 @@ san_run() {
 	rm -rf "$dir"
 	return "$rc"
 }
+t_hcloop-cli-san() { san_run hcloop-cli; }
 t_hcloop-faults-san() { san_run hcloop-faults; }
 t_hcloop-offline-san() { san_run hcloop-offline; }
 t_hcloop-mirrors-san() { san_run hcloop-mirrors; }

@@ -484,13 +484,12 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 
 	if (!d->o.readahead)
 		return;
-	pthread_mutex_lock(&d->lock);
+	HC_LOCK_SCOPE(&d->lock);
 	/* While a profile is being fetched, it knows what comes next better
 	 * than a guess from sequential reads, and the guess's blocks would
 	 * take its bandwidth. */
 	if (d->plan_next < d->nplan || d->pf_out) {
 		d->seq_next = UINT64_MAX / 2; /* as below */
-		pthread_mutex_unlock(&d->lock);
 		return;
 	}
 	/* A read of a block the profile holds is no sign of what comes
@@ -503,7 +502,6 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 	 * read. */
 	if (d->flags[first] & B_PLANNED) {
 		d->seq_next = UINT64_MAX / 2;
-		pthread_mutex_unlock(&d->lock);
 		return;
 	}
 	if (first + near >= d->seq_next && first <= d->seq_next + near) {
@@ -517,7 +515,6 @@ static void read_ahead(struct hc_dev *d, uint64_t first, uint64_t last)
 			d->ra_next = end + 1;
 	}
 	d->seq_next = last + 1;
-	pthread_mutex_unlock(&d->lock);
 }
 
 int hc_dev_readv(hc_dev *d, uint64_t off, size_t len, struct hc_dev_vec *v)

@@ -215,17 +215,21 @@ static int cmd_make(int argc, char **argv)
 	};
 	struct hc_make_opts o = { .block_shift = HC_DEFAULT_SHIFT, .codec = HC_CODEC_ZSTD };
 	const char *profile_file = NULL;
-	uint32_t *profile = NULL;
+	CLEANUP_FREE uint32_t *profile = NULL;
 	struct hc_seckey key;
 	const char *keyfile = NULL;
 	char why[512];
-	const char **mirrors = calloc((size_t)argc, sizeof(char *));
+	CLEANUP_FREE const char **mirrors = calloc((size_t)argc, sizeof(char *));
 	struct hc_make_stats st;
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t v;
 	int c, quiet = 0, level = -1, r;
 
+	if (!mirrors) {
+		hc_err("make: out of memory");
+		return 1;
+	}
 	o.threads = n > 0 ? (unsigned)n : 1;
 	while ((c = getopt_long(argc, argv, "b:c:l:j:m:p:qvh", lo, NULL)) != -1) {
 		switch (c) {
@@ -289,14 +293,11 @@ static int cmd_make(int argc, char **argv)
 	o.created = (uint64_t)time(NULL);
 	if (sde && hc_parse_uint(sde, UINT64_MAX, &v) == 0)
 		o.created = v;
-	if (profile_file && hc_profile_read(profile_file, &profile, &o.nprofile) < 0) {
-		free(mirrors);
+	if (profile_file && hc_profile_read(profile_file, &profile, &o.nprofile) < 0)
 		return 1;
-	}
 	o.profile = profile;
 	if (keyfile && hc_seckey_load(keyfile, &key, why, sizeof(why)) < 0) {
 		hc_err("%s", why);
-		free(mirrors);
 		return 1;
 	}
 	o.sign_key = keyfile ? &key : NULL;
@@ -304,8 +305,6 @@ static int cmd_make(int argc, char **argv)
 	hc_seckey_wipe(&key);
 	if (r == 0 && !quiet)
 		hc_make_print_summary(&o, &st);
-	free(mirrors);
-	free(profile);
 	return r == 0 ? 0 : 1;
 }
 #endif /* HC_NO_MAKE */

@@ -1,7 +1,11 @@
-/* Small helpers shared by every hcloop module: logging, little-endian
- * access, hex, sizes and crash-safe file writes. */
+/* Small helpers shared by every hcloop module: logging, hex, sizes and
+ * crash-safe file writes (little-endian access: bytes.h; scope-bound
+ * resources: cleanup.h). */
 #ifndef HC_UTIL_H
 #define HC_UTIL_H
+
+#include "bytes.h"
+#include "cleanup.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,40 +24,6 @@ void hc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define hc_warn(...)  hc_log(HC_LOG_WARN, __VA_ARGS__)
 #define hc_info(...)  hc_log(HC_LOG_INFO, __VA_ARGS__)
 #define hc_debug(...) hc_log(HC_LOG_DEBUG, __VA_ARGS__)
-
-static inline void hc_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static inline void hc_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void hc_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t hc_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-static inline uint32_t hc_get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-static inline uint64_t hc_get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* out gets 2*n hex digits and a NUL. */
 void hc_hex(const uint8_t *in, size_t n, char *out);

@@ -1,6 +1,7 @@
 /* streamcd-stick: finds the USB stick the ISO was written to and the cache
  * partition in its free space, making the partition on the first boot.
  * The initrd calls it; table.c does the tables, this file the devices. */
+#include "cleanup.h"
 #include "table.h"
 
 #include <dirent.h>
@@ -138,18 +139,13 @@ static int read_only(const char *name)
 
 static int holds_image(const char *dev, const char *volid)
 {
-	struct stick s;
+	STICK_CLEANUP struct stick s = { 0 };
 	char why[256];
 	uint64_t size;
-	int fd = open(dev, O_RDONLY | O_CLOEXEC), ok;
+	CLEANUP_CLOSE int fd = open(dev, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
-	ok = size_of(fd, &size) == 0 && stick_read(fd, size, &s, why, sizeof(why)) == 0 &&
-	     !strcmp(s.volid, volid);
-	stick_free(&s);
-	close(fd);
-	return ok;
+	return fd >= 0 && size_of(fd, &size) == 0 &&
+	       stick_read(fd, size, &s, why, sizeof(why)) == 0 && !strcmp(s.volid, volid);
 }
 
 /* DIR has a "block" directory within DEPTH levels: a USB mass storage
@@ -313,15 +309,15 @@ static void new_guid(uint8_t g[16], uint64_t salt)
 
 static int run(const struct opts *o, const char *disk)
 {
-	struct stick s;
+	STICK_CLEANUP struct stick s = { 0 };
 	char why[512], node[300] = "-";
 	uint8_t guid[16];
 	uint64_t size;
 	struct stat st;
 	const char *state = "existing";
-	int fd, r, blk;
+	int r, blk;
+	CLEANUP_CLOSE int fd = open(disk, (o->dry_run ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
-	fd = open(disk, (o->dry_run ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		fail("cannot open %s: %s\n", disk, strerror(errno));
 		return 1;
@@ -329,7 +325,6 @@ static int run(const struct opts *o, const char *disk)
 	blk = fstat(fd, &st) == 0 && S_ISBLK(st.st_mode);
 	if ((r = size_of(fd, &size)) < 0 || (r = stick_read(fd, size, &s, why, sizeof(why))) < 0) {
 		fail("%s: %s\n", disk, r == -EINVAL ? why : strerror(-r));
-		close(fd);
 		return 1;
 	}
 	if (why[0])
@@ -338,8 +333,6 @@ static int run(const struct opts *o, const char *disk)
 		r = stick_plan(&s, o->min_sectors, why, sizeof(why));
 		if (r < 0) {
 			fail("%s: no cache partition: %s\n", disk, why);
-			stick_free(&s);
-			close(fd);
 			return r == -ENOSPC || r == -EMLINK ? EXIT_NOROOM : 1;
 		}
 		note("%s: %s partition %d for the cache: %llu MiB from %llu MiB%s\n", disk,
@@ -347,16 +340,11 @@ static int run(const struct opts *o, const char *disk)
 		     (unsigned long long)(s.cache.sectors >> 11),
 		     (unsigned long long)(s.cache.start >> 11),
 		     s.have_gpt && s.cache.gpt_slot ? " (MBR and GPT)" : " (MBR)");
-		if (o->dry_run) {
-			stick_free(&s);
-			close(fd);
+		if (o->dry_run)
 			return 0;
-		}
 		new_guid(guid, size);
 		if ((r = stick_write(fd, &s, guid, why, sizeof(why))) < 0) {
 			fail("%s: %s\n", disk, why);
-			stick_free(&s);
-			close(fd);
 			return 1;
 		}
 		state = "new";
@@ -364,21 +352,15 @@ static int run(const struct opts *o, const char *disk)
 	if (blk && !o->dry_run && (r = tell_kernel(fd, &s.cache)) < 0) {
 		fail("%s: the kernel refused partition %d: %s\n", disk, s.cache.mbr_slot,
 		     strerror(-r));
-		stick_free(&s);
-		close(fd);
 		return 1;
 	}
 	if (blk && (r = partition_node(disk, s.cache.mbr_slot, node, sizeof(node))) < 0 &&
 	    !o->dry_run) {
 		fail("%s: no device for partition %d: %s\n", disk, s.cache.mbr_slot, strerror(-r));
-		stick_free(&s);
-		close(fd);
 		return 1;
 	}
 	printf("%s %d %llu %llu %s\n", node, s.cache.mbr_slot, (unsigned long long)s.cache.start,
 	       (unsigned long long)s.cache.sectors, state);
-	stick_free(&s);
-	close(fd);
 	return 0;
 }
 

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 /* hcloop's little-endian helpers: static inline, nothing else of it is linked. */
-#include "../../cloop/src/util.h"
+#include "bytes.h"
 
 /* Offsets in the ISO 9660 primary volume descriptor, the MBR and the GPT
  * header and entries (ECMA-119, UEFI 2.10 section 5). */

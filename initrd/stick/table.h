@@ -47,6 +47,8 @@ uint32_t stick_crc32(const void *data, size_t len);
  * (have_gpt 0) with a warning in WHY. */
 int stick_read(int fd, uint64_t disk_bytes, struct stick *s, char *why, size_t whylen);
 void stick_free(struct stick *s);
+/* A struct stick freed when it leaves scope: declare it = { 0 }. */
+#define STICK_CLEANUP __attribute__((cleanup(stick_free)))
 
 /* Plans the cache partition after the image: -ENOSPC with WHY when less
  * than MIN_SECTORS are free, -EMLINK when the MBR has no free slot. Only

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../../cloop/src/util.h"
+#include "bytes.h"
 #include "../../../cloop/tests/check.h"
 
 #define MIB	    (1024 * 1024)
