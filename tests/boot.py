@@ -435,7 +435,8 @@ def scenario_gdbsx(con, name):
 
 def scenario_launcher(con, name):
     """The menu dom0's console shows: the catalogue listed, NAME started by
-    its number with its console attached, back to the menu, stopped."""
+    its number with its console attached, back to the menu, stopped; then a
+    launch whose network cannot be made (launch_step_fails)."""
     dom0_booted(con)
     m = con.expect(r"streamcd: guests to try\n((?:.*\n)*?).*NUMBER or NAME", 300, "the guest menu")
     menu = m.group(1)
@@ -451,7 +452,30 @@ def scenario_launcher(con, name):
     con.expect(rf"{re.escape(name)} stopped", 120, f"{name} stopped from the menu")
     con.expect(r"streamcd> *$", 60, "the menu again")
     menu_shell(con)
+    launch_step_fails(con, name)
     con.send("poweroff -f")
+
+
+def launch_step_fails(con, name):
+    """A step of a launch that fails (nft, as the guests' network is made)
+    stops it with its reason, nothing of the guest is left, and the next
+    launch makes the network anew."""
+    con.run("rm /run/streamcd/net.up")
+    con.run("mount --bind /bin/false $(command -v nft)")
+    out = con.run(f"streamcd launch --no-attach {name}; echo rc=$?", 300)
+    con.run("umount $(command -v nft)")
+    check("rc=0" not in out and re.search(r"could not start it: 'nft -f -[^'\n]*' failed", out),
+          f"a failing nft stops the launch and says so: {out.strip()}")
+    left = [con.run(f"xl list | grep -c '^{name} '").strip(),
+            con.run("grep -c /guests/img/ /proc/mounts").strip(),
+            con.run("losetup -nO BACK-FILE | grep -c guests/img").strip()]
+    check(left == ["0", "0", "0"],
+          f"nothing of {name} left (domains, image mounts, loop devices): {left}")
+    out = con.run(f"streamcd launch --no-attach {name}; echo rc=$?", 600)
+    check("rc=0" in out, f"the next launch starts {name}: {out.strip()}")
+    out = con.run("nft list table ip streamcd | grep -c masquerade; ls /run/streamcd/net.up")
+    check(out.split()[:1] == ["1"] and "net.up" in out, f"its network made anew: {out.strip()}")
+    con.run(f"streamcd stop {name}", 180)
 
 
 # ---- a USB stick that keeps the cache ----
