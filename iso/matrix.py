@@ -73,6 +73,8 @@ OUT = os.path.join(TOP, "out")
 HCLOOP = os.path.join(TOP, "cloop", "build", "hcloop")
 BOOT_PY = os.path.join(TOP, "tests", "boot.py")
 OVMF = "/usr/share/OVMF/OVMF_CODE.fd"
+sys.path.insert(0, os.path.join(TOP, "cloop"))
+import indexfile  # noqa: E402  (cloop/indexfile.py: FORMAT.md's index header)
 
 # The fixed cases: scenario of tests/boot.py, its arguments, the
 # environment for ./build.sh run.
@@ -221,23 +223,17 @@ def select(cases, patterns):
 
 
 def tamper(store, work):
-    """A copy of STORE whose dom0 latest index has one byte changed, its
-    checksum and the latest pointer made right again: only the signature
-    can tell. Block files are shared, never written."""
-    import hashlib
+    """A copy of STORE whose dom0 latest index has its creation time
+    altered, its trailer and the latest pointer made right again: only the
+    signature can tell. Block files are shared, never written."""
     dst = os.path.join(work, "tampered-store")
     os.makedirs(dst)
     os.symlink(os.path.join(store, "blocks"), os.path.join(dst, "blocks"))
     shutil.copytree(os.path.join(store, "index"), os.path.join(dst, "index"))
     version, serial = open(os.path.join(dst, "index", "dom0", "latest")).read().split()[:2]
-    p = os.path.join(dst, "index", "dom0", version)
-    b = bytearray(open(p, "rb").read())
-    b[48] ^= 1
-    body = bytes(b[:-32])
-    b = body + hashlib.sha256(body).digest()
-    open(p, "wb").write(b)
+    digest = indexfile.tamper(os.path.join(dst, "index", "dom0", version))
     with open(os.path.join(dst, "index", "dom0", "latest"), "w") as f:
-        f.write(f"{version} {serial} {hashlib.sha256(b).hexdigest()}\n")
+        f.write(f"{version} {serial} {digest}\n")
     return dst
 
 

@@ -33,15 +33,9 @@ refused() {
 	says "$what: says why" "$pattern"
 }
 
-# retrail FILE: the index's trailer made right again after an edit.
-retrail() {
-	python3 - "$1" <<-'EOF'
-		import hashlib, sys
-		p = sys.argv[1]
-		b = open(p, "rb").read()[:-32]
-		open(p, "wb").write(b + hashlib.sha256(b).digest())
-	EOF
-}
+# alter FILE: the index's creation time changed, its trailer made right
+# again (cloop/indexfile.py reads where from FORMAT.md).
+alter() { python3 "$REPO/cloop/indexfile.py" tamper "$1" >/dev/null; }
 
 # point_latest STORE VERSION SERIAL: the latest pointer at that index.
 point_latest() {
@@ -115,8 +109,14 @@ alt=$work/altered
 mkdir -p "$alt/index"
 ln -s "$store/blocks" "$alt/blocks"
 cp -r "$store/index/root" "$alt/index/root"
-flip_bit "$alt/index/root/1" 48
-retrail "$alt/index/root/1"
+alter "$alt/index/root/1"
+# The byte FORMAT.md's table names is the one hcloop reads as the time.
+created() { "$HCLOOP" info --file "$1" | sed -n 's/^created: *//p'; }
+if [[ $(created "$store/index/root/1") != "$(created "$alt/index/root/1")" ]]; then
+	pass "indexfile.py altered the creation time hcloop reads"
+else
+	fail "indexfile.py: the creation time hcloop reads is unchanged ($(created "$alt/index/root/1"))"
+fi
 point_latest "$alt" 1 1
 aurl=''
 serve_nginx "$alt" aurl
@@ -187,8 +187,7 @@ kill "$url_PID"
 wait "$url_PID" 2>/dev/null || true
 refused "offline, another key" "the cached index/root/2 is signed by key $key_id" \
 	"$url" --pubkey "$work/other.pub" --cache-dir "$cache" -t 1 -R 0
-flip_bit "$cache/index/root/2" 48
-retrail "$cache/index/root/2"
+alter "$cache/index/root/2"
 refused "offline, altered cached index" "the cached index/root/2 has a bad signature" \
 	"$url" --pubkey "$work/release.pub" --cache-dir "$cache" -t 1 -R 0
 finish

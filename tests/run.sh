@@ -24,7 +24,7 @@ t_lint() {
 			guests/linux/guest-root/etc/udhcpc.script guests/linux/rootfs/overlay*/usr/local/sbin/* \
 			guests/linux/rootfs/overlay/usr/local/lib/streamcd/* &&
 		shellcheck guests/linux/rootfs/overlay/usr/local/bin/streamcd &&
-		python3 -m py_compile tests/*.py bench/*.py iso/*.py guests/*/*.py &&
+		python3 -m py_compile tests/*.py bench/*.py iso/*.py guests/*/*.py cloop/*.py &&
 		clang-format --dry-run -Werror cloop/src/*.[ch] cloop/tests/*.c cloop/fuzz/*.[ch] tests/delayproxy.c \
 			initrd/stick/*.[ch] initrd/stick/tests/*.c guests/linux/view/src/*.[ch] guests/linux/view/tests/*.[ch]
 }
