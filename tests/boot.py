@@ -350,8 +350,21 @@ def scenario_guest(con, name, timeout):
     dom0_booted(con)
     login(con)
     t = con.elapsed()
-    out = con.run(f"streamcd launch --no-attach {name} >/dev/null 2>&1; streamcd wait {name} {timeout}; "
-                  f"echo rc=$?", timeout + 300)
+    launch = (f"streamcd launch --no-attach {name} >/dev/null 2>&1; streamcd wait {name} {timeout}; "
+              f"echo rc=$?")
+    out = con.run(launch, timeout + 300)
+    for _ in range(2):
+        if "rc=0" in out or "Triple fault" not in out:
+            break
+        # QEMU TCG's nested SVM: an HVM guest's vCPU now and then triple
+        # faults in its kernel's UART output (RIP in io_serial_out;
+        # testos-hvm at 115200 baud: the first launch of 2 of 3 runs on
+        # 2026-12-07, the launch after it passed). Again, and said; three
+        # in a row fail.
+        print(f"measure: {name} triple-faulted under emulated nested SVM; launched again", flush=True)
+        con.run(f"streamcd stop {name} >/dev/null 2>&1", 300)
+        t = con.elapsed()
+        out = con.run(launch, timeout + 300)
     if "rc=0" not in out:
         log = con.run(f"tail -n 15 /run/streamcd/console/{name}.log 2>/dev/null; "
                       f"cat /run/streamcd/guests/{name}/failed 2>/dev/null", 60)
