@@ -84,6 +84,12 @@ USAGE
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
+# console_after FILE PREFIX: what follows PREFIX (and its spaces) on each
+# line of a boot's serial console log FILE. Those lines end in \r\r\n:
+# every \r goes (the profile stages once removed one and lost the last
+# number of each line; issue 21).
+console_after() { sed -n "s/\r//g; s/^.*$2 *//p" "$1"; }
+
 # run_logged STAGE CMD...: a fresh out/log/STAGE.log for CMD (see log_run).
 run_logged() {
 	mkdir -p "$OUT/log"

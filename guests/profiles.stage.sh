@@ -44,16 +44,15 @@ guest_profile_trace() {
 		die "guest-profiles: the traced boot failed; see $console"
 	fi
 	# One line per image: its name, its version, then every block.
-	# Serial lines end in \r\r\n: each \r goes, or the last block of
-	# every line would (it did, as for dom0's profile; issue 21).
-	sed -n "s/\r//g; s/^.*$GUEST_PROFILE_LINE *//p" "$console" |
+	console_after "$console" "$GUEST_PROFILE_LINE" |
 		awk '{ k = $1 " " $2; if (!(k in line)) { order[++n] = k; line[k] = k }
 			for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+$/) line[k] = line[k] " " $i }
 			END { for (i = 1; i <= n; i++) print line[order[i]] }' >"$dir/profiles.txt"
 	[[ -s $dir/profiles.txt ]] || die "guest-profiles: the boot printed no '$GUEST_PROFILE_LINE' lines; see $console"
 	while read -r img ver blocks; do
 		n=$(wc -w <<<"$blocks")
-		said=$(sed -n "s/\r//g; s/^.*$GUEST_PROFILE_COUNT_LINE $img $ver \([0-9]*\) blocks\$/\1/p" "$console" | tail -1)
+		said=$(console_after "$console" "$GUEST_PROFILE_COUNT_LINE" |
+			awk -v i="$img" -v v="$ver" '$1 == i && $2 == v && $4 == "blocks" { n = $3 } END { print n }')
 		[[ $said == "$n" ]] ||
 			die "guest-profiles: read $n blocks of $img off the console, but the boot said '${said:-(nothing)}'; see $console"
 		log "guest-profiles: $img version $ver: the guests' boots read $n blocks"

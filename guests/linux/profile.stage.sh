@@ -39,13 +39,10 @@ profile_trace() {
 		STREAMCD_RUN_TIMEOUT=${STREAMCD_PROFILE_TIMEOUT:-900} stage_run) </dev/null >"$console"; then
 		die "profile: the traced boot failed; see $console"
 	fi
-	# Serial lines end in \r\r\n: each \r goes, or the last number of
-	# every line would (it did: 11 of 164 blocks, fetched one by one and
-	# with read-ahead guesses by every boot, 2.6 MB; issue 21).
-	sed -n "s/\r//g; s/^.*$PROFILE_LINE//p" "$console" | tr -s ' ' '\n' | grep -E '^[0-9]+$' >"$dir/dom0.profile" || true
+	console_after "$console" "$PROFILE_LINE" | tr -s ' ' '\n' | grep -E '^[0-9]+$' >"$dir/dom0.profile" || true
 	n=$(wc -l <"$dir/dom0.profile")
 	((n > 0)) || die "profile: the traced boot printed no '$PROFILE_LINE' lines; see $console"
-	said=$(sed -n "s/\r//g; s/^.*$PROFILE_COUNT_LINE \([0-9]*\) blocks\$/\1/p" "$console" | tail -1)
+	said=$(console_after "$console" "$PROFILE_COUNT_LINE" | sed -n 's/^\([0-9]*\) blocks$/\1/p' | tail -1)
 	[[ $said == "$n" ]] ||
 		die "profile: read $n block numbers off the console, but the boot said '$PROFILE_COUNT_LINE ${said:-(nothing)} blocks'; see $console"
 	printf '%s\n' "$version" >"$dir/version"
